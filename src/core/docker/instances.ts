@@ -1,0 +1,594 @@
+import { isIP } from 'node:net'
+import { formatDuration, parseDuration } from '../duration.js'
+import { CHECK_DEFAULTS, type CheckSpec, type DesiredInstance } from '../model.js'
+import { clip, instanceIdProblem, serviceNameProblem } from '../validate.js'
+import { comparePorts, formatPort, parsePortKey, type ContainerPort, type ContainerSnapshot, type HostBinding } from './snapshot.js'
+
+/**
+ * The pure Docker → instances builder: one container snapshot in, the instances it
+ * should be registered as out. Malformed labels become `problems`, never exceptions, so
+ * one bad container can't stop the agent (DESIGN.md "Docker → instances").
+ */
+export interface BuildOptions {
+  /** The agent's node name, used in ids: `<node>:<container-name>:<container-port>` (+ ':udp'). */
+  node: string
+  addressMode: 'published' | 'container'
+  /** Container mode: the network whose IP is registered (default: the first, by name, with an IP). */
+  network?: string
+  /** Used when a binding's HostIp is unspecific (0.0.0.0, ::, ''). */
+  advertiseAddress?: string
+  /** The host's primary IPv4, the last fallback. */
+  hostAddress: string
+  /** false: only containers labelled `discovery.enable=true` are registered. */
+  exposedByDefault: boolean
+}
+
+export interface LabelProblem {
+  container: string
+  /** The label key; Registrator env vars read as `SERVICE_NAME (env)`; `image` for the image reference. */
+  label: string
+  /** Clipped: a 100 KiB label must not flood logs or the TUI. */
+  value: string
+  reason: string
+}
+
+export interface BuildResult {
+  instances: DesiredInstance[]
+  problems: LabelProblem[]
+  /** Set when no instance was built: why (opted out, not running, paused, no published ports…). */
+  skipped?: string
+}
+
+export const LABEL_PREFIX = 'discovery.'
+const META_PREFIX = 'discovery.meta.'
+const META_KEY_RE = /^[A-Za-z0-9_.-]{1,128}$/
+const MAX_VALUE = 4096
+const MAX_TAG = 256
+const MAX_PATH = 2048
+const MAX_NAME = 63
+
+const CHECK_KEYS = ['http', 'tcp', 'exec', 'interval', 'timeout', 'failures', 'successes', 'initial-delay', 'expect-status', 'expect-body']
+const KNOWN_LABELS = new Set([
+  'discovery.enable',
+  'discovery.service',
+  'discovery.tags',
+  'discovery.port',
+  ...CHECK_KEYS.map((key) => `discovery.check.${key}`),
+])
+const PER_PORT_LABEL_RE = /^discovery\.\d{1,5}\.(service|tags)$/
+
+const TRUE_WORDS = ['true', '1', 'yes', 'on']
+const FALSE_WORDS = ['false', '0', 'no', 'off']
+
+/** A value read from a label or an env var, remembered with its origin for problem reports. */
+interface Setting {
+  key: string
+  value: string
+  origin: 'label' | 'env'
+}
+
+/** Where one instance is reached: address and port as registered. */
+interface Endpoint extends ContainerPort {
+  address: string
+  port: number
+}
+
+type Addressing =
+  | { kind: 'published'; endpoints: Endpoint[] }
+  /** Host networking and container mode: one address for every port, the container port is the port. */
+  | { kind: 'host' | 'container'; address: string; endpoints: Endpoint[] }
+
+type GlobalName = { kind: 'explicit'; name: string; setting: Setting } | { kind: 'image'; base: string } | { kind: 'invalid' }
+
+interface CheckTiming {
+  interval: number
+  timeout: number
+  failuresBeforeCritical: number
+  successesBeforePassing: number
+  initialDelay: number
+}
+
+type CheckPlan =
+  | { kind: 'http'; path: string; expectStatus?: string; expectBody?: string }
+  | { kind: 'tcp' }
+  | { kind: 'exec'; command: string }
+  | { kind: 'docker' }
+
+/** Collects problems, one per label: the same bad label met for every port is still one mistake. */
+class ProblemList {
+  readonly items: LabelProblem[] = []
+  private readonly seen = new Set<string>()
+
+  constructor(private readonly container: string) {}
+
+  add(setting: Setting, reason: string): void {
+    this.addRaw(setting.origin === 'env' ? `${setting.key} (env)` : setting.key, setting.value, reason)
+  }
+
+  addRaw(label: string, value: string, reason: string): void {
+    if (this.seen.has(label)) return
+    this.seen.add(label)
+    this.items.push({ container: this.container, label: clip(label, 120), value: clip(value), reason })
+  }
+}
+
+export function containerToInstances(snapshot: ContainerSnapshot, options: BuildOptions): BuildResult {
+  const notRoutable = stateSkipReason(snapshot)
+  // A container that isn't running is not looked at further, so its labels aren't reported yet.
+  if (notRoutable) return { instances: [], problems: [], skipped: notRoutable }
+
+  const problems = new ProblemList(snapshot.name)
+  const done = (skipped: string): BuildResult => ({ instances: [], problems: problems.items, skipped })
+
+  const optedOut = optOutReason(snapshot, options.exposedByDefault, problems)
+  if (optedOut) return done(optedOut)
+  reportUnknownLabels(snapshot, problems)
+
+  const addressing = resolveAddressing(snapshot, options)
+  if ('skipped' in addressing) return done(addressing.skipped)
+  const selected = selectPorts(snapshot, addressing, problems)
+  if (selected.length === 0) return done(noPortsReason(addressing.kind))
+
+  // Like Registrator, the `-<port>` suffix depends on the ports found before per-port ignores,
+  // so ignoring one port doesn't rename the others.
+  const group = selected.length > 1
+  const kept = selected.filter((endpoint) => !portIgnored(snapshot, endpoint.containerPort))
+  if (kept.length === 0) return done('every port is ignored (SERVICE_<port>_IGNORE)')
+
+  const explicitId = resolveExplicitId(snapshot, kept.length, problems)
+  const globalName = resolveGlobalName(snapshot, problems)
+  const globalTags = resolveTags(first(label(snapshot, 'discovery.tags'), registrator(snapshot, 'SERVICE_TAGS')), problems) ?? []
+  const meta = resolveMeta(snapshot, problems)
+  const check = resolveCheck(snapshot, problems)
+
+  const instances: DesiredInstance[] = []
+  for (const endpoint of kept) {
+    const service = resolveServiceName(snapshot, endpoint, globalName, group, problems)
+    if (service === undefined) continue
+    const id = explicitId ?? defaultInstanceId(options.node, snapshot.name, endpoint)
+    const idProblem = instanceIdProblem(id)
+    if (idProblem) {
+      problems.addRaw('instance id', id, `${idProblem}; port ${formatPort(endpoint)} is not registered (check --node)`)
+      continue
+    }
+    const tags = resolvePortTags(snapshot, endpoint.containerPort, problems) ?? globalTags
+    const spec = checkFor(check, snapshot, endpoint)
+    instances.push({
+      id,
+      service,
+      address: endpoint.address,
+      port: endpoint.port,
+      tags: [...tags],
+      meta: { ...meta },
+      container: { id: snapshot.id, name: snapshot.name, image: snapshot.image, port: endpoint.containerPort, protocol: endpoint.protocol },
+      ...(spec ? { check: spec } : {}),
+    })
+  }
+  if (instances.length === 0) return done('no port could be registered because of the label problems reported')
+  return { instances, problems: problems.items }
+}
+
+export function defaultInstanceId(node: string, containerName: string, port: ContainerPort): string {
+  const suffix = port.protocol === 'tcp' ? '' : `:${port.protocol}`
+  return `${node}:${containerName}:${port.containerPort}${suffix}`
+}
+
+/**
+ * Registrator's default name: the image's base name without registry, namespace, tag or
+ * digest (`registry:5000/team/web:1.2` → `web`), made into a DNS label because image
+ * names may hold `_`, dots or upper case. Undefined when nothing usable is left.
+ */
+export function serviceNameFromImage(image: string, maxLength = MAX_NAME): string | undefined {
+  const withoutDigest = image.split('@')[0]
+  const base = withoutDigest.slice(withoutDigest.lastIndexOf('/') + 1).split(':')[0]
+  const name = base
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, maxLength)
+    .replace(/-+$/, '')
+  return name.length > 0 ? name : undefined
+}
+
+function stateSkipReason(snapshot: ContainerSnapshot): string | undefined {
+  const { state } = snapshot
+  // Paused and restarting containers report Running=true but can't serve traffic.
+  if (state.paused) return 'paused'
+  if (state.restarting) return 'restarting'
+  if (!state.running) return `not running (${state.status || 'unknown state'})`
+  return undefined
+}
+
+function optOutReason(snapshot: ContainerSnapshot, exposedByDefault: boolean, problems: ProblemList): string | undefined {
+  const enable = label(snapshot, 'discovery.enable')
+  const enabled = enable ? parseBool(enable.value) : undefined
+  if (enable && enabled === undefined) {
+    problems.add(enable, `is not true or false; treated as unset (exposed by default: ${exposedByDefault})`)
+  }
+  if (enabled === false) return 'opted out (discovery.enable=false)'
+  if (enabled === true) return undefined
+  const ignore = registrator(snapshot, 'SERVICE_IGNORE')
+  // Registrator ignores on any non-empty value; an explicit false word is read as "don't ignore".
+  if (ignore && parseBool(ignore.value) !== false) return `opted out (${ignore.key}=${clip(ignore.value, 20)})`
+  if (!exposedByDefault) return 'not enabled (exposed-by-default is off and discovery.enable is not true)'
+  return undefined
+}
+
+/** Typos in our own namespace would otherwise be silently ignored, e.g. `discovery.servcie`. */
+function reportUnknownLabels(snapshot: ContainerSnapshot, problems: ProblemList): void {
+  for (const key of Object.keys(snapshot.labels).sort()) {
+    if (!key.startsWith(LABEL_PREFIX) || key.startsWith(META_PREFIX)) continue
+    if (KNOWN_LABELS.has(key) || PER_PORT_LABEL_RE.test(key)) continue
+    problems.addRaw(key, snapshot.labels[key], 'is not a discovery label; ignored')
+  }
+}
+
+function resolveAddressing(snapshot: ContainerSnapshot, options: BuildOptions): Addressing | { skipped: string } {
+  const fallback = options.advertiseAddress || options.hostAddress
+  if (snapshot.networkMode === 'host') {
+    // The container shares the host's stack: its ports are host ports on the host's address.
+    if (!fallback) return { skipped: 'host networking, but neither an advertise address nor a host address is known' }
+    return { kind: 'host', address: fallback, endpoints: portsAt(fallback, containerPorts(snapshot)) }
+  }
+  if (options.addressMode === 'container') {
+    const ip = containerAddress(snapshot, options.network)
+    if ('skipped' in ip) return ip
+    return { kind: 'container', address: ip.address, endpoints: portsAt(ip.address, containerPorts(snapshot)) }
+  }
+  const endpoints: Endpoint[] = []
+  for (const published of snapshot.ports) {
+    const binding = preferredBinding(published.bindings)
+    if (!binding) continue
+    const address = isUnspecific(binding.hostIp) ? fallback : binding.hostIp
+    if (!address) return { skipped: `port ${formatPort(published)} is published on every address, but neither an advertise address nor a host address is known` }
+    endpoints.push({ containerPort: published.containerPort, protocol: published.protocol, address, port: binding.hostPort })
+  }
+  return { kind: 'published', endpoints }
+}
+
+/** Exposed ports plus bound ones (a `-p` port needn't be in the image's EXPOSE), sorted. */
+function containerPorts(snapshot: ContainerSnapshot): ContainerPort[] {
+  const byKey = new Map<string, ContainerPort>()
+  for (const port of [...snapshot.exposedPorts, ...snapshot.ports]) {
+    byKey.set(formatPort(port), { containerPort: port.containerPort, protocol: port.protocol })
+  }
+  return [...byKey.values()].sort(comparePorts)
+}
+
+function portsAt(address: string, ports: ContainerPort[]): Endpoint[] {
+  return ports.map((port) => ({ ...port, address, port: port.containerPort }))
+}
+
+function containerAddress(snapshot: ContainerSnapshot, network: string | undefined): { address: string } | { skipped: string } {
+  const ipOf = (name: string): string | undefined => {
+    const settings = Object.hasOwn(snapshot.networks, name) ? snapshot.networks[name] : undefined
+    return settings?.ipAddress || settings?.globalIPv6Address || undefined
+  }
+  if (network) {
+    // An IP on another network would be unreachable for whoever chose --network, so don't guess.
+    if (!Object.hasOwn(snapshot.networks, network)) return { skipped: `not attached to network '${network}'` }
+    const address = ipOf(network)
+    return address ? { address } : { skipped: `no IP address on network '${network}'` }
+  }
+  for (const name of Object.keys(snapshot.networks).sort()) {
+    const address = ipOf(name)
+    if (address) return { address }
+  }
+  return { skipped: `no container IP address (network mode '${snapshot.networkMode}')` }
+}
+
+/** Docker binds one port on 0.0.0.0 and :: alike; register it once, IPv4 first. */
+function preferredBinding(bindings: HostBinding[]): HostBinding | undefined {
+  return bindings.find((binding) => isIP(binding.hostIp) !== 6) ?? bindings[0]
+}
+
+function isUnspecific(hostIp: string): boolean {
+  return hostIp === '' || hostIp === '0.0.0.0' || hostIp === '::'
+}
+
+function noPortsReason(kind: Addressing['kind']): string {
+  if (kind === 'published') return 'no published ports'
+  if (kind === 'host') return 'no exposed ports (host networking)'
+  return 'no exposed ports'
+}
+
+/**
+ * `discovery.port` narrows several ports to one (`8080`, or `53/udp`). In host and
+ * container mode the address is known for any port, so it may also name a port the
+ * image doesn't EXPOSE (as Traefik allows); a published port must actually be published.
+ */
+function selectPorts(snapshot: ContainerSnapshot, addressing: Addressing, problems: ProblemList): Endpoint[] {
+  const all = addressing.endpoints
+  const setting = label(snapshot, 'discovery.port')
+  if (!setting) return all
+  const wanted = parsePortKey(setting.value)
+  if (!wanted) {
+    problems.add(setting, 'is not a port number (use e.g. 8080 or 53/udp); using every port')
+    return all
+  }
+  const protocolGiven = setting.value.includes('/')
+  const matches = all.filter((endpoint) => endpoint.containerPort === wanted.containerPort && (!protocolGiven || endpoint.protocol === wanted.protocol))
+  if (matches.length > 0) return matches
+  if (addressing.kind !== 'published') return [{ ...wanted, address: addressing.address, port: wanted.containerPort }]
+  const published = all.map(formatPort).join(', ') || 'none'
+  problems.add(setting, `is not a published port of this container (published: ${published}); using every port`)
+  return all
+}
+
+function portIgnored(snapshot: ContainerSnapshot, containerPort: number): boolean {
+  const ignore = registrator(snapshot, `SERVICE_${containerPort}_IGNORE`)
+  return ignore !== undefined && parseBool(ignore.value) !== false
+}
+
+function resolveExplicitId(snapshot: ContainerSnapshot, portCount: number, problems: ProblemList): string | undefined {
+  const setting = registrator(snapshot, 'SERVICE_ID')
+  if (!setting) return undefined
+  if (portCount > 1) {
+    // One id for several instances would make them overwrite each other.
+    problems.add(setting, `applies only to a container with one port, this one has ${portCount}; using the default ids`)
+    return undefined
+  }
+  const id = setting.value.trim()
+  const problem = instanceIdProblem(id)
+  if (problem) {
+    problems.add(setting, `${problem}; using the default id`)
+    return undefined
+  }
+  return id
+}
+
+function resolveGlobalName(snapshot: ContainerSnapshot, problems: ProblemList): GlobalName {
+  const setting = first(label(snapshot, 'discovery.service'), registrator(snapshot, 'SERVICE_NAME'))
+  if (setting) {
+    const name = setting.value.trim()
+    const problem = serviceNameProblem(name)
+    // No fallback to the image name: registering under a name the user didn't choose is worse than not registering.
+    if (problem) {
+      problems.add(setting, `${problem}; the container's ports without a per-port name are not registered`)
+      return { kind: 'invalid' }
+    }
+    return { kind: 'explicit', name, setting }
+  }
+  const base = serviceNameFromImage(snapshot.image)
+  if (base === undefined) {
+    problems.addRaw('image', snapshot.image, 'gives no usable service name; set discovery.service')
+    return { kind: 'invalid' }
+  }
+  return { kind: 'image', base }
+}
+
+function resolveServiceName(snapshot: ContainerSnapshot, endpoint: Endpoint, global: GlobalName, group: boolean, problems: ProblemList): string | undefined {
+  const port = endpoint.containerPort
+  const perPort = first(label(snapshot, `discovery.${port}.service`), registrator(snapshot, `SERVICE_${port}_NAME`))
+  if (perPort) {
+    const name = perPort.value.trim()
+    const problem = serviceNameProblem(name)
+    if (problem) {
+      problems.add(perPort, `${problem}; port ${port} is not registered`)
+      return undefined
+    }
+    return name
+  }
+  const suffix = group ? `-${port}` : ''
+  if (global.kind === 'invalid') return undefined
+  if (global.kind === 'image') {
+    // Shorten the image name rather than fail: the user never chose it.
+    const base = serviceNameFromImage(global.base, MAX_NAME - suffix.length) ?? global.base
+    return `${base}${suffix}`
+  }
+  const name = `${global.name}${suffix}`
+  const problem = serviceNameProblem(name)
+  if (problem) {
+    problems.add(global.setting, `${problem} once '${suffix}' is appended for a container with several ports; set discovery.${port}.service`)
+    return undefined
+  }
+  return name
+}
+
+function resolvePortTags(snapshot: ContainerSnapshot, containerPort: number, problems: ProblemList): string[] | undefined {
+  return resolveTags(first(label(snapshot, `discovery.${containerPort}.tags`), registrator(snapshot, `SERVICE_${containerPort}_TAGS`)), problems)
+}
+
+/** A comma list, trimmed, empties dropped, deduplicated; undefined when unset or unusable. */
+function resolveTags(setting: Setting | undefined, problems: ProblemList): string[] | undefined {
+  if (!setting) return undefined
+  if (setting.value.length > MAX_VALUE) {
+    problems.add(setting, `is longer than ${MAX_VALUE} characters; ignored`)
+    return undefined
+  }
+  const tags: string[] = []
+  let dropped = 0
+  for (const part of setting.value.split(',')) {
+    const tag = part.trim()
+    if (tag.length === 0) continue
+    if (tag.length > MAX_TAG || /[\u0000-\u001f\u007f]/.test(tag)) {
+      dropped += 1
+      continue
+    }
+    if (!tags.includes(tag)) tags.push(tag)
+  }
+  if (dropped > 0) problems.add(setting, `${dropped} tag(s) longer than ${MAX_TAG} characters or holding control characters were dropped`)
+  return tags
+}
+
+function resolveMeta(snapshot: ContainerSnapshot, problems: ProblemList): Record<string, string> {
+  const entries: [string, string][] = []
+  for (const key of Object.keys(snapshot.labels).sort()) {
+    if (!key.startsWith(META_PREFIX)) continue
+    const setting: Setting = { key, value: snapshot.labels[key], origin: 'label' }
+    const metaKey = key.slice(META_PREFIX.length)
+    if (!META_KEY_RE.test(metaKey)) {
+      problems.add(setting, 'has a meta key that may hold only letters, digits and _ . - (1 to 128 characters); dropped')
+      continue
+    }
+    if (setting.value.length > MAX_VALUE) {
+      problems.add(setting, `is longer than ${MAX_VALUE} characters; dropped`)
+      continue
+    }
+    entries.push([metaKey, setting.value])
+  }
+  // fromEntries defines own properties, so a key like `__proto__` is kept as data.
+  return Object.fromEntries(entries)
+}
+
+function resolveCheck(snapshot: ContainerSnapshot, problems: ProblemList): { plan?: CheckPlan; timing: CheckTiming } {
+  const timing: CheckTiming = {
+    interval: durationOf(first(label(snapshot, 'discovery.check.interval'), registrator(snapshot, 'SERVICE_CHECK_INTERVAL')), CHECK_DEFAULTS.interval, problems),
+    timeout: durationOf(first(label(snapshot, 'discovery.check.timeout'), registrator(snapshot, 'SERVICE_CHECK_TIMEOUT')), CHECK_DEFAULTS.timeout, problems),
+    failuresBeforeCritical: countOf(label(snapshot, 'discovery.check.failures'), CHECK_DEFAULTS.failuresBeforeCritical, problems),
+    successesBeforePassing: countOf(label(snapshot, 'discovery.check.successes'), CHECK_DEFAULTS.successesBeforePassing, problems),
+    initialDelay: durationOf(label(snapshot, 'discovery.check.initial-delay'), CHECK_DEFAULTS.initialDelay, problems, true),
+  }
+  const plan = resolveCheckPlan(snapshot, problems)
+  if (plan) return { plan, timing }
+  return snapshot.hasHealthcheck ? { plan: { kind: 'docker' }, timing } : { timing }
+}
+
+/**
+ * The explicit check, if any. Our labels win as a group: once any `discovery.check.<kind>`
+ * label is set, SERVICE_CHECK_* kinds are not read, so `discovery.check.tcp=false` can
+ * switch off a Registrator check too. An invalid one leaves the container without an
+ * explicit check (a Docker HEALTHCHECK still applies).
+ */
+function resolveCheckPlan(snapshot: ContainerSnapshot, problems: ProblemList): CheckPlan | undefined {
+  const http = label(snapshot, 'discovery.check.http')
+  const tcp = label(snapshot, 'discovery.check.tcp')
+  const exec = label(snapshot, 'discovery.check.exec')
+  if (http || tcp || exec) {
+    const plans: [Setting, CheckPlan | undefined][] = []
+    if (http) plans.push([http, httpPlan(snapshot, http, problems)])
+    if (tcp) plans.push([tcp, tcpPlan(tcp, problems)])
+    if (exec) plans.push([exec, execPlan(exec, problems)])
+    const defined = plans.filter(([, plan]) => plan !== undefined)
+    for (const [setting] of defined.slice(1)) {
+      problems.add(setting, `ignored: ${defined[0][0].key} is also set and a container has one check`)
+    }
+    return defined[0]?.[1]
+  }
+  // Registrator's order: HTTP before TCP.
+  const serviceHttp = registrator(snapshot, 'SERVICE_CHECK_HTTP')
+  if (serviceHttp) return httpPlan(snapshot, serviceHttp, problems)
+  const serviceTcp = registrator(snapshot, 'SERVICE_CHECK_TCP')
+  if (serviceTcp) return tcpPlan(serviceTcp, problems)
+  return undefined
+}
+
+function httpPlan(snapshot: ContainerSnapshot, setting: Setting, problems: ProblemList): CheckPlan | undefined {
+  const path = setting.value.trim()
+  if (path.length > MAX_PATH || !/^\/[^\s\u0000-\u001f\u007f]*$/.test(path)) {
+    problems.add(setting, `is not a URL path (start with /, no spaces, at most ${MAX_PATH} characters); no HTTP check`)
+    return undefined
+  }
+  const plan: CheckPlan = { kind: 'http', path }
+  const status = label(snapshot, 'discovery.check.expect-status')
+  if (status) {
+    const value = status.value.replace(/\s+/g, '')
+    if (/^[1-5]\d\d(-[1-5]\d\d)?(,[1-5]\d\d(-[1-5]\d\d)?)*$/.test(value)) plan.expectStatus = value
+    else problems.add(status, 'is not a status list such as 200-399 or 200,204; using the default 200-399')
+  }
+  const body = label(snapshot, 'discovery.check.expect-body')
+  if (body) {
+    if (body.value.length <= 1024 && isRegExp(body.value)) plan.expectBody = body.value
+    else problems.add(body, 'is not a regular expression of at most 1024 characters; the body is not checked')
+  }
+  return plan
+}
+
+function tcpPlan(setting: Setting, problems: ProblemList): CheckPlan | undefined {
+  const enabled = parseBool(setting.value)
+  if (enabled === undefined) problems.add(setting, 'is not true or false; no TCP check')
+  return enabled ? { kind: 'tcp' } : undefined
+}
+
+function execPlan(setting: Setting, problems: ProblemList): CheckPlan | undefined {
+  const command = setting.value.trim()
+  if (command.length > MAX_VALUE || command.includes('\u0000')) {
+    problems.add(setting, `is longer than ${MAX_VALUE} characters or holds a NUL character; no exec check`)
+    return undefined
+  }
+  return { kind: 'exec', command }
+}
+
+function checkFor(check: { plan?: CheckPlan; timing: CheckTiming }, snapshot: ContainerSnapshot, endpoint: Endpoint): CheckSpec | undefined {
+  const { plan, timing } = check
+  const docker = (): CheckSpec | undefined => (snapshot.hasHealthcheck ? { kind: 'docker', target: snapshot.name, ...CHECK_DEFAULTS } : undefined)
+  if (!plan) return undefined
+  switch (plan.kind) {
+    case 'docker':
+      return docker()
+    case 'exec':
+      return { kind: 'exec', target: plan.command, container: snapshot.id, ...timing }
+    case 'http':
+    case 'tcp': {
+      // An HTTP or TCP probe of a UDP port can only fail, so such ports keep what Docker knows.
+      if (endpoint.protocol !== 'tcp') return docker()
+      const hostPort = `${isIP(endpoint.address) === 6 ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`
+      if (plan.kind === 'tcp') return { kind: 'tcp', target: hostPort, ...timing }
+      return {
+        kind: 'http',
+        target: `http://${hostPort}${plan.path}`,
+        ...timing,
+        ...(plan.expectStatus ? { expectStatus: plan.expectStatus } : {}),
+        ...(plan.expectBody ? { expectBody: plan.expectBody } : {}),
+      }
+    }
+  }
+}
+
+function durationOf(setting: Setting | undefined, fallback: number, problems: ProblemList, allowZero = false): number {
+  if (!setting) return fallback
+  try {
+    const ms = parseDuration(setting.value, setting.key, { allowZero })
+    if (Number.isSafeInteger(ms)) return ms
+  } catch {
+    // parseDuration's message quotes the whole value; the problem below clips it instead.
+  }
+  const what = allowZero ? 'a duration' : 'a duration longer than zero'
+  problems.add(setting, `is not ${what} (use e.g. 250ms, 10s, 2m, 1h); using ${formatDuration(fallback)}`)
+  return fallback
+}
+
+function countOf(setting: Setting | undefined, fallback: number, problems: ProblemList): number {
+  if (!setting) return fallback
+  const text = setting.value.trim()
+  if (/^\d{1,6}$/.test(text) && Number(text) >= 1) return Number(text)
+  problems.add(setting, `is not a whole number from 1 to 999999; using ${fallback}`)
+  return fallback
+}
+
+function isRegExp(source: string): boolean {
+  try {
+    new RegExp(source)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function parseBool(value: string): boolean | undefined {
+  const word = value.trim().toLowerCase()
+  if (TRUE_WORDS.includes(word)) return true
+  if (FALSE_WORDS.includes(word)) return false
+  return undefined
+}
+
+/** A label; empty values count as unset, as Registrator reads them. */
+function label(snapshot: ContainerSnapshot, key: string): Setting | undefined {
+  // Own properties only: a lookup of e.g. `constructor` must not find Object.prototype's.
+  if (!Object.hasOwn(snapshot.labels, key)) return undefined
+  const value = snapshot.labels[key]
+  return value.trim() === '' ? undefined : { key, value, origin: 'label' }
+}
+
+/** A Registrator setting: the label wins over the env var of the same name. */
+function registrator(snapshot: ContainerSnapshot, key: string): Setting | undefined {
+  const fromLabel = label(snapshot, key)
+  if (fromLabel) return fromLabel
+  if (!Object.hasOwn(snapshot.env, key)) return undefined
+  const value = snapshot.env[key]
+  return value.trim() === '' ? undefined : { key, value, origin: 'env' }
+}
+
+function first(...settings: (Setting | undefined)[]): Setting | undefined {
+  return settings.find((setting) => setting !== undefined)
+}

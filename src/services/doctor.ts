@@ -1,0 +1,190 @@
+import { randomBytes } from 'node:crypto'
+import type { Config } from '../core/config.js'
+import { createDockerClient, dockerUnavailable } from '../core/docker/client.js'
+import { createEtcdClient, describeCause } from '../core/etcd.js'
+import { nodeKey } from '../core/keys.js'
+import { parseNodeRecord } from '../core/model.js'
+import { withTimeout } from '../core/async.js'
+
+export interface DoctorCheck {
+  name: string
+  ok: boolean
+  /** A warning passes (ok stays true) but deserves attention. */
+  warning?: boolean
+  detail: string
+  hint?: string
+}
+
+export interface DoctorReport {
+  ok: boolean
+  checks: DoctorCheck[]
+}
+
+const DIAL_TIMEOUT_MS = 2_000
+const CALL_TIMEOUT_MS = 3_000
+
+/** Diagnoses Docker, etcd and config, in order. Never hangs: every step has a deadline. */
+export async function runDoctor(config: Config, env: NodeJS.ProcessEnv): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = []
+  checks.push({
+    name: 'config',
+    ok: true,
+    detail: config.configFile ? `read ${config.configFile}` : 'no config file (flags, environment and defaults)',
+  })
+  checks.push(...(await dockerChecks(config, env)))
+  checks.push(...(await etcdChecks(config)))
+  return { ok: checks.every((c) => c.ok), checks }
+}
+
+async function dockerChecks(config: Config, env: NodeJS.ProcessEnv): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = []
+  if (env.DOCKER_CONTEXT) {
+    checks.push({
+      name: 'docker context',
+      ok: true,
+      warning: true,
+      detail: `DOCKER_CONTEXT=${env.DOCKER_CONTEXT} is set but ignored; using ${config.docker.host}`,
+      hint: 'set DOCKER_HOST or --docker-host to the context’s endpoint',
+    })
+  }
+  const docker = createDockerClient(config.docker, { timeoutMs: CALL_TIMEOUT_MS })
+  try {
+    await withTimeout(docker.ping(), CALL_TIMEOUT_MS, 'timed out')
+    checks.push({ name: 'docker reachable', ok: true, detail: `Docker answers at ${config.docker.host}` })
+  } catch (error) {
+    const failure = dockerUnavailable(error, config.docker, 'connecting')
+    checks.push({ name: 'docker reachable', ok: false, detail: failure.message, hint: failure.hint })
+    return checks
+  }
+  try {
+    const version = (await withTimeout(docker.version(), CALL_TIMEOUT_MS, 'timed out')) as { Version: string; ApiVersion: string }
+    checks.push({ name: 'docker API version', ok: true, detail: `engine ${version.Version}, API ${version.ApiVersion}` })
+  } catch (error) {
+    checks.push({ name: 'docker API version', ok: false, detail: dockerUnavailable(error, config.docker, 'reading the version').message })
+  }
+  try {
+    const since = Math.floor(Date.now() / 1000)
+    const stream = (await withTimeout(docker.getEvents({ since, until: since + 1 }), CALL_TIMEOUT_MS + 2_000, 'timed out')) as NodeJS.ReadableStream & { destroy?: () => void }
+    stream.destroy?.()
+    checks.push({ name: 'docker events', ok: true, detail: 'the event stream can be subscribed to' })
+  } catch (error) {
+    checks.push({
+      name: 'docker events',
+      ok: false,
+      detail: dockerUnavailable(error, config.docker, 'subscribing to events').message,
+      hint: 'the agent needs GET /events; check a proxy or socket filter in between',
+    })
+  }
+  return checks
+}
+
+async function etcdChecks(config: Config): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = []
+  const secured = Boolean(config.etcd.cacert || config.etcd.cert || config.etcd.user)
+  let anyReachable = false
+  let version: string | undefined
+  let leader = '0'
+  let memberCount = 0
+  let reachableMembers = 0
+
+  const perEndpoint = await Promise.all(
+    config.etcd.endpoints.map(async (endpoint) => {
+      const client = createEtcdClient({ ...config.etcd, endpoints: [endpoint] }, { callTimeoutMs: CALL_TIMEOUT_MS, dialTimeoutMs: DIAL_TIMEOUT_MS, retries: 0 })
+      try {
+        const status = await withTimeout(client.maintenance.status(), CALL_TIMEOUT_MS + 500, 'timed out')
+        // The status call needs no auth; a read proves the credentials too.
+        if (config.etcd.user) await withTimeout(client.get(`${config.prefix}/doctor-auth-probe`).exec(), CALL_TIMEOUT_MS + 500, 'timed out')
+        const members = await withTimeout(client.cluster.memberList({}), CALL_TIMEOUT_MS + 500, 'timed out').catch(() => undefined)
+        return { endpoint, ok: true as const, status, members: members?.members.length ?? 0 }
+      } catch (error) {
+        return { endpoint, ok: false as const, error }
+      } finally {
+        client.close()
+      }
+    }),
+  )
+  for (const result of perEndpoint) {
+    if (result.ok) {
+      anyReachable = true
+      reachableMembers += 1
+      version ??= result.status.version
+      if (result.status.leader !== '0') leader = result.status.leader
+      memberCount = Math.max(memberCount, result.members)
+      checks.push({ name: `etcd ${result.endpoint}`, ok: true, detail: `reachable (member ${hexId(result.status.header.member_id)})` })
+    } else {
+      const { cause, hint } = describeCause(result.error)
+      checks.push({ name: `etcd ${result.endpoint}`, ok: false, detail: cause, hint })
+    }
+  }
+  if (!anyReachable) return checks
+
+  const quorum = Math.floor(memberCount / 2) + 1
+  checks.push(
+    leader !== '0'
+      ? {
+          name: 'etcd cluster',
+          ok: true,
+          detail: `leader ${hexId(leader)}, ${memberCount} member${memberCount === 1 ? '' : 's'}, quorum ${quorum}; ${reachableMembers} of ${config.etcd.endpoints.length} configured endpoint${config.etcd.endpoints.length === 1 ? '' : 's'} answered`,
+        }
+      : { name: 'etcd cluster', ok: false, detail: `no leader: quorum of ${quorum} lost`, hint: 'start enough members to restore quorum' },
+  )
+  checks.push({ name: 'etcd version', ok: true, detail: `server ${version}` })
+  if (secured) {
+    checks.push({
+      name: 'etcd security',
+      ok: true,
+      detail: [config.etcd.cacert || config.etcd.cert ? 'TLS' : undefined, config.etcd.user ? `auth as ${config.etcd.user}` : undefined].filter(Boolean).join(' and ') + ' work',
+    })
+  }
+
+  const client = createEtcdClient(config.etcd, { callTimeoutMs: CALL_TIMEOUT_MS, dialTimeoutMs: DIAL_TIMEOUT_MS, retries: 1 })
+  try {
+    const key = `${config.prefix}/doctor/${randomBytes(6).toString('hex')}`
+    try {
+      const lease = client.lease(5, { autoKeepAlive: false })
+      lease.on('lost', () => undefined)
+      await withTimeout(lease.put(key).value('doctor').exec(), CALL_TIMEOUT_MS + 500, 'timed out')
+      const back = await withTimeout(client.get(key).string(), CALL_TIMEOUT_MS + 500, 'timed out')
+      await withTimeout(client.delete().key(key).exec(), CALL_TIMEOUT_MS + 500, 'timed out')
+      await lease.revoke().catch(() => undefined)
+      checks.push(
+        back === 'doctor'
+          ? { name: 'registry write', ok: true, detail: `wrote, read back and deleted a leased key under ${config.prefix}/` }
+          : { name: 'registry write', ok: false, detail: `read back ${JSON.stringify(back)} instead of what was written`, hint: 'another writer is using the prefix' },
+      )
+    } catch (error) {
+      const { cause, hint } = describeCause(error)
+      checks.push({ name: 'registry write', ok: false, detail: `writing under ${config.prefix}/: ${cause}`, hint })
+    }
+    try {
+      const raw = await withTimeout(client.get(nodeKey(config.prefix, config.node)).string(), CALL_TIMEOUT_MS + 500, 'timed out')
+      if (raw === null) {
+        checks.push({ name: 'node name', ok: true, detail: `no live agent uses node name ${config.node}` })
+      } else {
+        const parsed = parseNodeRecord(raw)
+        const who = parsed.ok ? `pid ${parsed.value.pid} on ${parsed.value.hostname}, started ${parsed.value.startedAt}` : 'an unreadable node record'
+        checks.push({
+          name: 'node name',
+          ok: true,
+          warning: true,
+          detail: `a live agent already uses node name ${config.node} (${who})`,
+          hint: 'a second watch with this name will refuse to start; set --node to a unique name',
+        })
+      }
+    } catch (error) {
+      checks.push({ name: 'node name', ok: false, detail: describeCause(error).cause })
+    }
+  } finally {
+    client.close()
+  }
+  return checks
+}
+
+/** etcd prints member ids in hex; so do we. */
+function hexId(id: string): string {
+  try {
+    return BigInt(id).toString(16)
+  } catch {
+    return id
+  }
+}
