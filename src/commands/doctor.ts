@@ -1,4 +1,4 @@
-import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
+import { BaseCommand } from '../cli/base-command.js'
 import { runDoctor, type DoctorReport } from '../services/doctor.js'
 
 export default class Doctor extends BaseCommand {
