@@ -1,6 +1,8 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
-import { UsageError } from '../core/errors.js'
+import { abortOnSignals } from '../cli/signals.js'
+import { runWatch } from '../services/watch.js'
+import { formatEventJson, formatEventLine } from '../ui/event-printers.js'
 
 export default class Watch extends BaseCommand {
   static override summary = 'Run the agent: Docker → registry, health checks, leader election'
@@ -26,7 +28,17 @@ export default class Watch extends BaseCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Watch)
-    this.resolveConfig(flags)
-    throw new UsageError('watch is not implemented yet', { hint: 'the agent loop lands next' })
+    const config = this.resolveConfig(flags)
+    const json = this.jsonEnabled()
+    const theme = this.theme
+    await runWatch({
+      config,
+      version: this.config.version,
+      signal: abortOnSignals(),
+      onEvent: (event) => {
+        const line = json ? formatEventJson(event) : formatEventLine(event, theme)
+        if (line) process.stdout.write(`${line}\n`)
+      },
+    })
   }
 }

@@ -15,6 +15,8 @@ export interface ManagedLeaseEvents {
   lost: [reason: string]
   /** A new lease was granted after a loss and every owned key was put again. */
   renewed: [leaseId: string]
+  /** A renewal succeeded after one or more failed (etcd is reachable again). */
+  alive: []
   /** A put of an owned key failed during recovery. */
   error: [error: unknown]
 }
@@ -37,6 +39,7 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
   private lostFlag = false
   private closed = false
   private ticking = false
+  private failing = false
   private readonly now: () => number
 
   constructor(
@@ -162,10 +165,15 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
       const response = await lease.keepaliveOnce({ deadline: Date.now() + budget })
       if (Number(response.TTL) <= 0) return this.markLost('etcd reports the lease expired')
       this.lastOkAt = this.now()
+      if (this.failing) {
+        this.failing = false
+        this.emit('alive')
+      }
     } catch (error) {
       const name = (error as Error)?.name
       if (name === 'EtcdLeaseInvalidError') return this.markLost('etcd reports the lease expired')
       const aliveFor = this.options.ttlMs - this.sinceRenewalMs
+      this.failing = true
       this.emit('keepalive-failed', error, Math.max(0, aliveFor))
       if (aliveFor <= 0) this.markLost(`no renewal for ${Math.round(this.sinceRenewalMs)} ms (TTL ${this.options.ttlMs} ms)`)
     }
