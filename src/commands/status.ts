@@ -1,13 +1,49 @@
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
-import { UsageError } from '../core/errors.js'
+import { formatAge } from '../core/duration.js'
+import { readClusterStatus, type ClusterStatus } from '../services/status.js'
 
 export default class Status extends BaseCommand {
   static override summary = 'Cluster overview: leader, nodes, instance counts by health'
-  static override description = `Shows the elected leader (node, term, since), every agent node and the instance totals.\n\n${EXIT_CODES_HELP}`
+  static override description = `Shows the elected leader (node, term, since), every agent node with its instance counts, and the totals. "healthy" counts only passing instances.\n\n${EXIT_CODES_HELP}`
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json']
 
-  async run(): Promise<void> {
-    await this.parse(Status)
-    throw new UsageError('status is not implemented yet', { hint: 'use discovery-agent list for now' })
+  async run(): Promise<ClusterStatus> {
+    const { flags } = await this.parse(Status)
+    const status = await readClusterStatus(this.resolveConfig(flags))
+    if (!this.jsonEnabled()) this.out(renderStatus(status, this.theme))
+    return status
   }
+
+}
+
+function renderStatus(status: ClusterStatus, theme: BaseCommand['theme']): string {
+  const now = Date.now()
+  const lines: string[] = []
+  lines.push(
+    status.leader
+      ? `Leader: ${theme.leader(status.leader.node)} (term ${status.leader.term}${status.leader.since ? `, since ${status.leader.since}, ${formatAge(now - Date.parse(status.leader.since))}` : ''})`
+      : `Leader: ${theme.critical('none')} (no agent is campaigning)`,
+  )
+  const i = status.instances
+  lines.push(`Instances: ${i.total} in ${status.services} service${status.services === 1 ? '' : 's'}: ${theme.passing(`${i.passing} passing`)}, ${theme.warning(`${i.warning} warning`)}, ${theme.critical(`${i.critical} critical`)}, ${theme.unknown(`${i.unknown} unknown`)} (${i.healthy} healthy)`)
+  if (status.orphans > 0) lines.push(theme.warning(`! ${status.orphans} docker instance(s) belong to nodes with no live agent (the leader removes them)`))
+  lines.push('')
+  if (status.nodes.length === 0) {
+    lines.push(theme.muted('no agents are running'))
+  } else {
+    const rows = status.nodes.map((n) => [
+      `${n.node}${n.leader ? ' ★' : ''}`,
+      n.version,
+      `${n.hostname}:${n.pid}`,
+      formatAge(now - Date.parse(n.startedAt)),
+      `${n.ttl}s`,
+      `${n.instances.total} (${n.instances.passing}✓ ${n.instances.critical}✗ ${n.instances.warning + n.instances.unknown}?)`,
+    ])
+    const header = ['NODE', 'VERSION', 'HOST:PID', 'UP', 'TTL', 'INSTANCES']
+    const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)))
+    const fmt = (cells: string[]): string => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')
+    lines.push(theme.bold(fmt(header)))
+    for (const [r, row] of rows.entries()) lines.push(status.nodes[r].leader ? theme.leader(fmt(row)) : fmt(row))
+  }
+  return lines.join('\n')
 }

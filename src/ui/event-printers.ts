@@ -2,7 +2,7 @@ import { describeAgentEvent, type AgentEvent } from '../core/agent/events.js'
 import type { Theme } from './theme.js'
 
 /** Events that feed metrics and the TUI but would flood a line-based log. */
-const QUIET: ReadonlySet<AgentEvent['type']> = new Set(['check.result', 'docker.event'])
+const QUIET: ReadonlySet<AgentEvent['type']> = new Set(['check.result', 'docker.event', 'leader.write'])
 
 /** `--json`: one JSON object per event per line, `{ ts, type, … }`, ANSI-free. */
 export function formatEventJson(event: AgentEvent, now = new Date()): string | undefined {

@@ -22,6 +22,11 @@ export type AgentEvent =
   | { type: 'lease.renewed'; lease: string }
   | { type: 'resync'; containers: number; instances: number; written: number; removed: number; durationMs: number }
   | { type: 'leader.changed'; leader: string | null; term: string | null; self: boolean }
+  /** Whether this agent may act as leader now (false at the first failed lease renewal). */
+  | { type: 'leader.acting'; acting: boolean; term: string | null }
+  /** A leader-only write, fenced by the term; `ok` false when the fence refused it. */
+  | { type: 'leader.write'; key: string; term: string; op: 'put' | 'delete'; ok: boolean; reason: string }
+  | { type: 'election.trouble'; message: string; retryInMs: number }
   | { type: 'check.result'; service: string; id: string; status: HealthStatus; latencyMs: number; slipMs: number }
   | { type: 'error'; message: string }
 
@@ -64,6 +69,12 @@ export function describeAgentEvent(event: AgentEvent): string {
       return `resync: ${event.containers} containers, ${event.instances} instances, ${event.written} written, ${event.removed} removed in ${event.durationMs} ms`
     case 'leader.changed':
       return event.leader ? `leader is ${event.leader}${event.self ? ' (this agent)' : ''}, term ${event.term}` : 'no leader'
+    case 'leader.acting':
+      return event.acting ? `this agent now acts as leader (term ${event.term})` : 'this agent stopped acting as leader'
+    case 'leader.write':
+      return `leader ${event.op} ${event.key} (term ${event.term}): ${event.ok ? 'ok' : 'refused by the fence'} — ${event.reason}`
+    case 'election.trouble':
+      return `election: ${event.message}${event.retryInMs > 0 ? `; retrying in ${formatSeconds(event.retryInMs)}` : ''}`
     case 'check.result':
       return `check ${event.service} ${event.id}: ${event.status} in ${event.latencyMs} ms`
     case 'error':
