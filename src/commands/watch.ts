@@ -1,12 +1,14 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
 import { abortOnSignals } from '../cli/signals.js'
+import { UsageError } from '../core/errors.js'
+import { AgentStore } from '../core/store.js'
 import { runWatch } from '../services/watch.js'
-import { formatEventJson, formatEventLine } from '../ui/event-printers.js'
+import { startPresenter } from '../ui/run-presenter.js'
 
 export default class Watch extends BaseCommand {
   static override summary = 'Run the agent: Docker → registry, health checks, leader election'
-  static override description = `Runs in the foreground until Ctrl+C / SIGTERM (which revoke this node's lease, so its instances vanish at once). An Ink view on a terminal, timestamped lines when output is not a terminal, NDJSON events with --json. --dev starts a throwaway single-member etcd first.\n\n${EXIT_CODES_HELP}`
+  static override description = `Runs in the foreground until q, Ctrl+C or SIGTERM, which resign leadership and revoke this node's lease, so its instances vanish at once. A live view on a terminal, timestamped lines when output is not a terminal (or CI / TERM=dumb), NDJSON events with --json. --dev starts a throwaway single-member etcd first.\n\n${EXIT_CODES_HELP}`
   static override examples = [
     '<%= config.bin %> watch',
     '<%= config.bin %> watch --dev',
@@ -28,17 +30,33 @@ export default class Watch extends BaseCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Watch)
-    const config = this.resolveConfig(flags)
-    const json = this.jsonEnabled()
-    const theme = this.theme
-    await runWatch({
-      config,
-      version: this.config.version,
-      signal: abortOnSignals(),
-      onEvent: (event) => {
-        const line = json ? formatEventJson(event) : formatEventLine(event, theme)
-        if (line) process.stdout.write(`${line}\n`)
-      },
-    })
+    let config = this.resolveConfig(flags)
+    if (flags.dev && flags['etcd-endpoints']) {
+      throw new UsageError('--dev starts its own etcd, so it does not take --etcd-endpoints', { hint: 'drop one of the two flags' })
+    }
+    const dev = flags.dev ? await (await import('../core/dev-etcd.js')).startDevEtcd() : undefined
+    if (dev) {
+      config = { ...config, etcd: { endpoints: [dev.endpoint] } }
+      this.progress(`--dev: started a throwaway etcd at ${dev.endpoint} (data in ${dev.dataDir}, removed on exit)`)
+    }
+    const store = new AgentStore({ node: config.node, dockerHost: config.docker.host, etcdEndpoints: config.etcd.endpoints, coalesceMs: 50 })
+    const controller = new AbortController()
+    abortOnSignals().addEventListener('abort', () => controller.abort(), { once: true })
+    const metricsPort = config.agent.metricsPort
+    const metrics =
+      metricsPort === undefined
+        ? undefined
+        : await (await import('../services/metrics-server.js')).startMetricsServer(store, { host: config.agent.metricsHost, port: metricsPort, version: this.config.version }).catch((error: NodeJS.ErrnoException) => {
+            throw new UsageError(`--metrics-port ${metricsPort}: cannot listen on ${config.agent.metricsHost} (${error.code ?? error.message})`, { hint: 'choose a free port' })
+          })
+    if (metrics) this.progress(`metrics at ${metrics.url}/metrics, health at ${metrics.url}/healthz`)
+    const presenter = await startPresenter(this.outputMode, store, this.theme, () => controller.abort())
+    try {
+      await runWatch({ config, version: this.config.version, store, signal: controller.signal })
+    } finally {
+      await presenter.close()
+      await metrics?.close()
+      await dev?.stop()
+    }
   }
 }

@@ -3,12 +3,13 @@ import type { AgentEvent } from '../core/agent/events.js'
 import { LeaderElection } from '../core/cluster/election.js'
 import { LeaderDuties } from '../core/cluster/leader-duties.js'
 import type { Config } from '../core/config.js'
+import type { AgentStore } from '../core/store.js'
 
 export interface WatchOptions {
   config: Config
   version: string
-  /** Receives every agent event (presenters subscribe here). */
-  onEvent: (event: AgentEvent) => void
+  /** Every event and the registry view go into this one store; presenters subscribe to it. */
+  store: AgentStore
   /** Aborts on SIGINT/SIGTERM/`q`: the agent stops gracefully. */
   signal: AbortSignal
 }
@@ -20,15 +21,17 @@ export interface WatchOptions {
  */
 export async function runWatch(options: WatchOptions): Promise<void> {
   const { config } = options
+  const { store } = options
+  const emit = (event: AgentEvent): void => store.apply(event)
   const agent = new Agent({ config, version: options.version })
-  agent.on('event', options.onEvent)
+  agent.on('event', emit)
   const election = new LeaderElection(agent.registryClient.client, config.prefix, config.node, config.agent.ttlMs)
   const duties = new LeaderDuties(agent.registryClient, election, config.node, {
     ttlMs: config.agent.ttlMs,
     deregisterCriticalAfterMs: config.agent.deregisterCriticalAfterMs,
     checkConcurrency: config.agent.checkConcurrency,
   })
-  wireLeaderEvents(election, duties, config.node, options.onEvent)
+  wireLeaderEvents(election, duties, config.node, emit)
 
   const stopped = new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }))
   const starting = agent.start()
@@ -40,10 +43,18 @@ export async function runWatch(options: WatchOptions): Promise<void> {
     return
   }
   election.start()
+  // The cluster view for presenters: every instance in the registry, followed live.
+  const mirror = agent.registryClient.watchInstances()
+  mirror.on('put', (entry) => store.putInstance(entry.key, entry.value))
+  mirror.on('delete', (entry) => store.removeInstance(entry.key))
+  const following = mirror.start().catch((error) => emit({ type: 'error', message: `following the registry: ${(error as Error).message}` }))
   await stopped
   duties.stop()
   await election.resign()
+  await following
+  await mirror.close()
   await agent.stop('signal')
+  store.flush()
 }
 
 function wireLeaderEvents(election: LeaderElection, duties: LeaderDuties, node: string, emit: (event: AgentEvent) => void): void {

@@ -1,0 +1,186 @@
+import { EventEmitter } from 'node:events'
+import { describeAgentEvent, type AgentEvent } from './agent/events.js'
+import type { InstanceRecord } from './model.js'
+
+export interface LogEntry {
+  id: number
+  at: string
+  level: 'info' | 'warn' | 'error'
+  type: AgentEvent['type']
+  text: string
+}
+
+export interface ConnectionState {
+  connected: boolean
+  /** Last error while disconnected, with "retrying in" when known. */
+  detail?: string
+}
+
+export interface AgentState {
+  node: string
+  dockerHost: string
+  etcdEndpoints: string[]
+  docker: ConnectionState
+  etcd: ConnectionState
+  leader: { node: string; term: string; since: string; self: boolean } | null
+  /** This agent may act as leader right now. */
+  acting: boolean
+  /** Every instance in the registry (the cluster view), sorted by service then id. */
+  instances: InstanceRecord[]
+  /** Append-only log; `logBase` ids before the first entry have been dropped. */
+  log: LogEntry[]
+  startedAt: string
+  stopping: boolean
+}
+
+export interface AgentStoreOptions {
+  node: string
+  dockerHost: string
+  etcdEndpoints: string[]
+  /** Log entries kept in memory. */
+  logLimit?: number
+  /** Emissions are coalesced: at most one per this many ms (0 = once per tick). */
+  coalesceMs?: number
+  now?: () => Date
+}
+
+/** Event types that change no view (they feed metrics only). */
+const SILENT: ReadonlySet<AgentEvent['type']> = new Set(['check.result', 'docker.event', 'leader.write'])
+
+/**
+ * The one store every presenter reads: the TUI, the line printers, the metrics. The agent,
+ * the election and a registry mirror publish into it; it keeps an immutable snapshot and
+ * emits `change` only when something changed, coalescing bursts into one emission, so
+ * 1000 events cost a few renders, not a thousand.
+ */
+export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }> {
+  private state: AgentState
+  private readonly instances = new Map<string, InstanceRecord>()
+  private instancesDirty = false
+  private dirty = false
+  private timer?: NodeJS.Timeout
+  private nextLogId = 1
+  private readonly logLimit: number
+  private readonly coalesceMs: number
+  private readonly now: () => Date
+
+  constructor(options: AgentStoreOptions) {
+    super()
+    this.logLimit = options.logLimit ?? 500
+    this.coalesceMs = options.coalesceMs ?? 0
+    this.now = options.now ?? (() => new Date())
+    this.state = {
+      node: options.node,
+      dockerHost: options.dockerHost,
+      etcdEndpoints: options.etcdEndpoints,
+      docker: { connected: false, detail: 'connecting' },
+      etcd: { connected: false, detail: 'connecting' },
+      leader: null,
+      acting: false,
+      instances: [],
+      log: [],
+      startedAt: this.now().toISOString(),
+      stopping: false,
+    }
+  }
+
+  /** The current snapshot; the same object until something changes (for useSyncExternalStore). */
+  getSnapshot = (): AgentState => this.state
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.on('change', listener)
+    return () => this.off('change', listener)
+  }
+
+  /** Applies one agent event: connection and leader state, and a log line for notable events. */
+  apply(event: AgentEvent): void {
+    this.emit('event', event)
+    if (SILENT.has(event.type)) return
+    const s = this.state
+    const patch: Partial<AgentState> = {}
+    switch (event.type) {
+      case 'docker.connected':
+        patch.docker = { connected: true }
+        break
+      case 'docker.disconnected':
+        patch.docker = { connected: false, detail: `${event.error}; retrying in ${Math.ceil(event.retryInMs / 1000)}s` }
+        break
+      case 'etcd.connected':
+      case 'lease.renewed':
+        patch.etcd = { connected: true }
+        break
+      case 'etcd.disconnected':
+        patch.etcd = { connected: false, detail: event.retryInMs !== undefined ? `${event.error}; retrying in ${Math.ceil(event.retryInMs / 1000)}s` : `${event.error}; retrying` }
+        break
+      case 'lease.lost':
+        patch.etcd = { connected: false, detail: `lease lost: ${event.reason}` }
+        break
+      case 'leader.changed':
+        patch.leader = event.leader && event.term ? { node: event.leader, term: event.term, since: this.now().toISOString(), self: event.self } : null
+        break
+      case 'leader.acting':
+        patch.acting = event.acting
+        break
+      case 'agent.stopping':
+        patch.stopping = true
+        break
+      default:
+        break
+    }
+    const changed = Object.entries(patch).some(([key, value]) => JSON.stringify(s[key as keyof AgentState]) !== JSON.stringify(value))
+    if (changed) this.state = { ...this.state, ...patch }
+    this.appendLog(event)
+  }
+
+  /** The registry view: an instance was put (added or changed). */
+  putInstance(key: string, record: InstanceRecord): void {
+    const previous = this.instances.get(key)
+    if (previous && JSON.stringify(previous) === JSON.stringify(record)) return
+    this.instances.set(key, record)
+    this.instancesDirty = true
+    this.schedule()
+  }
+
+  removeInstance(key: string): void {
+    if (!this.instances.delete(key)) return
+    this.instancesDirty = true
+    this.schedule()
+  }
+
+  /** Pushes pending changes out now (tests, and before exit). */
+  flush(): void {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.instancesDirty) {
+      this.instancesDirty = false
+      this.state = { ...this.state, instances: sortRecords([...this.instances.values()]) }
+      this.dirty = true
+    }
+    if (!this.dirty) return
+    this.dirty = false
+    this.emit('change')
+  }
+
+  private appendLog(event: AgentEvent): void {
+    const level: LogEntry['level'] =
+      event.type === 'error' || event.type === 'lease.lost' || event.type.endsWith('disconnected')
+        ? 'error'
+        : event.type === 'container.problem' || event.type === 'election.trouble' || (event.type === 'health.changed' && event.to !== 'passing')
+          ? 'warn'
+          : 'info'
+    const entry: LogEntry = { id: this.nextLogId++, at: this.now().toISOString(), level, type: event.type, text: describeAgentEvent(event) }
+    const log = this.state.log.length >= this.logLimit ? [...this.state.log.slice(this.state.log.length - this.logLimit + 1), entry] : [...this.state.log, entry]
+    this.state = { ...this.state, log }
+    this.dirty = true
+    this.schedule()
+  }
+
+  private schedule(): void {
+    if (this.timer) return
+    this.timer = setTimeout(() => this.flush(), this.coalesceMs)
+  }
+}
+
+function sortRecords(records: InstanceRecord[]): InstanceRecord[] {
+  return records.sort((a, b) => (a.service === b.service ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.service < b.service ? -1 : 1))
+}
