@@ -70,7 +70,7 @@ export abstract class BaseCommand extends Command {
 }
 
 export function describeError(
-  error: Error & { oclif?: { exit?: number } },
+  error: unknown,
   commandId?: string,
 ): { code: ExitCode; line: string; payload: Record<string, unknown> } {
   if (isDiscoveryError(error)) {
@@ -80,20 +80,42 @@ export function describeError(
       payload: { kind: error.kind, message: error.message, hint: error.hint, exitCode: error.exitCode },
     }
   }
-  if (error.oclif?.exit === 2 || error.constructor?.name?.endsWith('ParseError') || /Error$/.test(error.name) && isParseError(error)) {
-    const message = firstLine(error.message)
+  const err = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as Error & { oclif?: { exit?: number } }
+  if (err.oclif?.exit === 2 || isParseError(err)) {
+    const message = parseErrorLine(String(err.message ?? ''))
     const hint = commandId ? `see discovery-agent ${commandId.replace(/:/g, ' ')} --help` : 'see --help'
     return { code: 2, line: `Error: ${message} (${hint})`, payload: { kind: 'usage', message, hint, exitCode: 2 } }
   }
-  const message = `unexpected error: ${firstLine(error.message || String(error))}`
+  const message = `unexpected error: ${firstLine(String(err.message || error))}`
   const hint = 'this is a bug; run again with DEBUG=1 for the stack trace and report it'
   return { code: 1, line: `Error: ${message} (${hint})`, payload: { kind: 'bug', message, hint, exitCode: 1 } }
 }
 
 function isParseError(error: Error): boolean {
-  return ['FailedFlagValidationError', 'RequiredArgsError', 'UnexpectedArgsError', 'NonExistentFlagsError', 'FlagInvalidOptionError', 'ArgInvalidOptionError'].includes(
-    error.constructor?.name,
+  const name = error.constructor?.name ?? ''
+  return (
+    name.endsWith('ParseError') ||
+    ['FailedFlagValidationError', 'RequiredArgsError', 'UnexpectedArgsError', 'NonExistentFlagsError', 'FlagInvalidOptionError', 'ArgInvalidOptionError'].includes(name)
   )
+}
+
+/**
+ * oclif's parse errors span several lines ("Missing 1 required arg:", "id  instance id",
+ * "See more help with --help"); this keeps what matters on one line:
+ * "Missing 1 required arg: id", "Missing required flag address".
+ */
+function parseErrorLine(text: string): string {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !/^See more help with/i.test(l))
+  const [head, ...rest] = lines
+  if (head === undefined) return 'bad usage'
+  if (/^The following errors? occurred:?$/i.test(head)) return rest.join('; ') || head
+  if (rest.length === 0) return head
+  // "Missing 2 required args:" is followed by "name  description" lines: keep the names.
+  if (head.endsWith(':')) return `${head} ${rest.map((l) => l.split(/\s{2,}|\t/)[0]).join(', ')}`
+  return `${head}: ${rest.join('; ')}`
 }
 
 function firstLine(text: string): string {

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { parse as parseYaml } from 'yaml'
+import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml'
 import { parseDuration } from './duration.js'
-import { UsageError } from './errors.js'
+import { UsageError, isDiscoveryError } from './errors.js'
 import { assertAddress, assertNodeName, assertPort, assertPrefix, clip } from './validate.js'
 
 /**
@@ -113,67 +113,68 @@ export interface ResolveInput {
 
 type Raw = { value: unknown; from: string }
 
+/** Where a value came from, best first: a flag, DISCOVERY_* env, ecosystem env, the config file. */
+type Rank = 0 | 1 | 2 | 3
+type RankedRaw = Raw & { rank: Rank }
+
 export function resolveConfig(input: ResolveInput): Config {
   const readFile = input.readFile ?? ((file: string) => readFileSync(file, 'utf8'))
   const fileExists = input.fileExists ?? existsSync
   const { file, values: fileValues } = loadConfigFile(input, readFile, fileExists)
 
-  const pick = (flag: string): Raw | undefined => {
+  const pick = (flag: string): RankedRaw | undefined => {
     const def = SETTING_BY_FLAG.get(flag)!
     const fromFlag = input.flags[flag]
-    if (fromFlag !== undefined && fromFlag !== '') return { value: fromFlag, from: `--${flag}` }
+    if (fromFlag !== undefined && fromFlag !== '') return { value: fromFlag, from: `--${flag}`, rank: 0 }
     for (const name of def.env) {
       const value = input.env[name]
-      if (value !== undefined && value !== '') return { value, from: name }
+      if (value !== undefined && value !== '') return { value, from: name, rank: name.startsWith('DISCOVERY_') ? 1 : 2 }
     }
-    if (file && fileValues[flag] !== undefined) return { value: fileValues[flag], from: `${file}: ${flag}` }
+    if (file && fileValues[flag] !== undefined) return { value: fileValues[flag], from: fileSource(file, flag), rank: 3 }
     return undefined
   }
-  const get = <T>(flag: string, fallback: T): T | ReturnType<typeof coerce> => {
+  const get = <T>(flag: string, fallback: T): T | CoercedValue => {
     const raw = pick(flag)
     return raw === undefined ? fallback : coerce(SETTING_BY_FLAG.get(flag)!, raw)
   }
 
   const cacert = get('etcd-cacert', undefined) as string | undefined
-  const cert = get('etcd-cert', undefined) as string | undefined
-  const key = get('etcd-key', undefined) as string | undefined
-  if ((cert === undefined) !== (key === undefined)) {
-    throw new UsageError(`--etcd-cert and --etcd-key must be given together (only --etcd-${cert ? 'cert' : 'key'} is set)`, {
-      hint: 'pass both the client certificate and its key',
+  const certRaw = pick('etcd-cert')
+  const keyRaw = pick('etcd-key')
+  if ((certRaw === undefined) !== (keyRaw === undefined)) {
+    const given = (certRaw ?? keyRaw)!
+    const missing = certRaw ? 'key' : 'certificate'
+    throw new UsageError(`a client certificate needs its key: ${given.from} is set but no client ${missing} is`, {
+      hint: 'pass both --etcd-cert and --etcd-key (or ETCDCTL_CERT and ETCDCTL_KEY)',
     })
   }
+  const cert = certRaw && (coerce(SETTING_BY_FLAG.get('etcd-cert')!, certRaw) as string)
+  const key = keyRaw && (coerce(SETTING_BY_FLAG.get('etcd-key')!, keyRaw) as string)
   const tls = cacert !== undefined || cert !== undefined
   const endpointsRaw = pick('etcd-endpoints')
   const endpoints = endpointsRaw
     ? normalizeEndpoints(coerce(SETTING_BY_FLAG.get('etcd-endpoints')!, endpointsRaw) as string[], tls, endpointsRaw.from)
     : [...DEFAULTS.etcdEndpoints]
 
-  let user = get('etcd-user', undefined) as string | undefined
-  let password = get('etcd-password', undefined) as string | undefined
-  if (user?.includes(':')) {
-    const colon = user.indexOf(':')
-    password ??= user.slice(colon + 1)
-    user = user.slice(0, colon)
-  }
-  if (password !== undefined && !user) {
-    throw new UsageError('an etcd password is set but no user', { hint: 'set --etcd-user (or DISCOVERY_ETCD_USER) as well' })
-  }
+  const { user, password } = resolveEtcdUser(pick('etcd-user'), pick('etcd-password'))
 
-  const prefixRaw = pick('prefix')
-  const prefix = assertPrefix(prefixRaw ? String(prefixRaw.value) : DEFAULTS.prefix)
-
-  const dockerHost = normalizeDockerHost(String(get('docker-host', DEFAULTS.dockerHost)))
+  const prefix = get('prefix', DEFAULTS.prefix) as string
+  const dockerHost = get('docker-host', DEFAULTS.dockerHost) as string
   const nodeRaw = get('node', undefined) as string | undefined
   const node = assertNodeName(nodeRaw ?? sanitizeHostname(input.hostname ?? os.hostname()))
 
-  const checkConcurrency = get('check-concurrency', DEFAULTS.checkConcurrency) as number
+  // The docker CLI turns TLS verification on for any non-empty DOCKER_TLS_VERIFY, even "0".
+  const tlsVerifyRaw = pick('docker-tls-verify')
+  const tlsVerify =
+    tlsVerifyRaw === undefined ? false : tlsVerifyRaw.from === 'DOCKER_TLS_VERIFY' || (coerce(SETTING_BY_FLAG.get('docker-tls-verify')!, tlsVerifyRaw) as boolean)
+
   return {
     etcd: { endpoints, cacert, cert, key, user, password },
     prefix,
     docker: {
       host: dockerHost,
       certPath: get('docker-cert-path', undefined) as string | undefined,
-      tlsVerify: get('docker-tls-verify', false) as boolean,
+      tlsVerify,
     },
     node,
     configFile: file,
@@ -187,17 +188,77 @@ export function resolveConfig(input: ResolveInput): Config {
       deregisterCriticalAfterMs: get('deregister-critical-after', undefined) as number | undefined,
       metricsPort: get('metrics-port', undefined) as number | undefined,
       metricsHost: get('metrics-host', DEFAULTS.metricsHost) as string,
-      checkConcurrency,
+      checkConcurrency: get('check-concurrency', DEFAULTS.checkConcurrency) as number,
     },
   }
 }
 
-function coerce(def: SettingDef, raw: Raw): string | string[] | number | boolean {
+/**
+ * `--etcd-user name:password` (etcdctl's form) carries a password; it loses only to a password
+ * from a better source, and to an explicit `--etcd-password` given at the same level.
+ */
+function resolveEtcdUser(userRaw: RankedRaw | undefined, passwordRaw: RankedRaw | undefined): { user?: string; password?: string } {
+  let user = userRaw && String(coerce(SETTING_BY_FLAG.get('etcd-user')!, userRaw))
+  let password = passwordRaw && String(coerce(SETTING_BY_FLAG.get('etcd-password')!, passwordRaw))
+  if (userRaw && user?.includes(':')) {
+    const colon = user.indexOf(':')
+    const embedded = user.slice(colon + 1)
+    user = user.slice(0, colon)
+    if (!passwordRaw || userRaw.rank < passwordRaw.rank) password = embedded
+  }
+  if (userRaw && !user) {
+    throw new UsageError(`${userRaw.from}: the etcd user name is empty`, { hint: 'use name or name:password' })
+  }
+  if (password !== undefined && !user) {
+    throw new UsageError(`an etcd password is set (${passwordRaw!.from}) but no user`, { hint: 'set --etcd-user (or DISCOVERY_ETCD_USER) as well' })
+  }
+  return { user, password }
+}
+
+type CoercedValue = string | string[] | number | boolean
+
+function fileSource(file: string, key: string): string {
+  return `config file ${file}: key '${key}'`
+}
+
+function coerce(def: SettingDef, raw: Raw): CoercedValue {
+  const value = coerceKind(def, raw)
+  const what = raw.from
+  // Settings with rules of their own are checked here too, so a bad value names its source.
+  switch (def.flag) {
+    case 'prefix':
+      return fromSource(what, () => assertPrefix(value as string))
+    case 'node':
+      return fromSource(what, () => assertNodeName(value as string))
+    case 'docker-host':
+      return normalizeDockerHost(value as string, what)
+    case 'etcd-endpoints':
+      // Checked now for scheme and path; http or https is chosen once TLS settings are known.
+      normalizeEndpoints(value as string[], false, what)
+      return value
+    default:
+      return value
+  }
+}
+
+/** Prefixes a validation error with where the value came from (`DISCOVERY_PREFIX: …`). */
+function fromSource<T>(what: string, check: () => T): T {
+  try {
+    return check()
+  } catch (error) {
+    if (!isDiscoveryError(error)) throw error
+    throw new UsageError(`${what}: ${error.message}`, { hint: error.hint, cause: error })
+  }
+}
+
+function coerceKind(def: SettingDef, raw: Raw): CoercedValue {
   const what = raw.from
   const { value } = raw
   switch (def.kind) {
     case 'list': {
-      const items = Array.isArray(value) ? value.map(String) : String(value).split(',')
+      if (Array.isArray(value) && value.some((item) => typeof item !== 'string' && typeof item !== 'number')) throw badType(what, value, 'a list of strings')
+      if (!Array.isArray(value) && typeof value !== 'string') throw badType(what, value, 'a comma-separated list')
+      const items = Array.isArray(value) ? value.map(String) : value.split(',')
       const list = items.map((s) => s.trim()).filter((s) => s.length > 0)
       if (list.length === 0) throw new UsageError(`${what}: the list is empty`, { hint: 'give at least one value' })
       return list
@@ -209,20 +270,26 @@ function coerce(def: SettingDef, raw: Raw): string | string[] | number | boolean
       if (typeof value !== 'string' && typeof value !== 'number') throw badType(what, value, 'a port number')
       return assertPort(value, what)
     case 'int': {
-      const n = Number(value)
-      if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what}: '${clip(String(value))}' is not a positive integer`, { hint: 'use e.g. 64' })
+      if (typeof value !== 'string' && typeof value !== 'number') throw badType(what, value, 'a positive integer')
+      const text = String(value).trim()
+      const n = Number(text)
+      if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+        throw new UsageError(`${what}: '${clip(text)}' is not a positive integer`, { hint: 'use e.g. 64' })
+      }
       return n
     }
     case 'bool':
+      if (typeof value !== 'string' && typeof value !== 'boolean') throw badType(what, value, 'true or false')
       return parseBool(value, what)
     case 'address':
-      return assertAddress(String(value), what)
+      if (typeof value !== 'string') throw badType(what, value, 'an IP address or host name')
+      return assertAddress(value, what)
     case 'enum': {
-      const text = String(value)
-      if (!def.values!.includes(text)) {
-        throw new UsageError(`${what}: '${clip(text)}' is not one of ${def.values!.join(', ')}`, { hint: `use ${def.values!.join(' or ')}` })
+      if (typeof value !== 'string') throw badType(what, value, `one of ${def.values!.join(', ')}`)
+      if (!def.values!.includes(value)) {
+        throw new UsageError(`${what}: '${clip(value)}' is not one of ${def.values!.join(', ')}`, { hint: `use ${def.values!.join(' or ')}` })
       }
-      return text
+      return value
     }
     case 'string':
       if (typeof value !== 'string' && typeof value !== 'number') throw badType(what, value, 'a string')
@@ -244,7 +311,8 @@ export function parseBool(value: unknown, what: string): boolean {
 
 /**
  * etcdctl's `host:port` → `http://host:port` (https when TLS is configured); URLs are checked
- * for scheme, host and port. `from` names where the value came from, for the error.
+ * for scheme, host and port, and the port defaults to 2379. `from` names where the value came
+ * from, for the error.
  */
 export function normalizeEndpoints(endpoints: string[], tls: boolean, from = '--etcd-endpoints'): string[] {
   return endpoints.map((endpoint) => {
@@ -259,25 +327,55 @@ export function normalizeEndpoints(endpoints: string[], tls: boolean, from = '--
       throw new UsageError(`${from}: '${clip(endpoint)}' has scheme ${url.protocol} (etcd speaks http or https)`, { hint: 'use http://host:port or https://host:port' })
     }
     if (!url.hostname) throw new UsageError(`${from}: '${clip(endpoint)}' has no host`, { hint: 'use host:port' })
-    if ((url.pathname !== '/' && url.pathname !== '') || url.search) {
+    if (url.username || url.password) {
+      throw new UsageError(`${from}: '${clip(endpoint.replace(/\/\/[^@/]*@/, '//…@'))}' holds credentials`, { hint: 'pass them with --etcd-user and --etcd-password' })
+    }
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash) {
       throw new UsageError(`${from}: '${clip(endpoint)}' has a path`, { hint: 'use only scheme://host:port' })
     }
-    const port = url.port || '2379'
-    return `${url.protocol}//${url.hostname}:${port}`
+    // URL drops a port that is the scheme's default (http://h:80 → port ''), so read it from the text.
+    const authority = withScheme.replace(/^[^:]+:\/\//, '').split(/[/?#]/)[0]
+    const port = url.port || /:(\d+)$/.exec(authority)?.[1] || '2379'
+    if (Number(port) === 0) throw new UsageError(`${from}: '${clip(endpoint)}' has port 0`, { hint: 'use the client port, e.g. 2379' })
+    return `${url.protocol}//${url.hostname}:${Number(port)}`
   })
 }
 
-/** Accepts `unix:///path`, a bare socket path, `tcp://host:port`, `http(s)://host:port`. */
-export function normalizeDockerHost(host: string): string {
-  if (host.startsWith('/')) return `unix://${host}`
-  const match = /^(unix|tcp|http|https):\/\/(.+)$/.exec(host)
+/**
+ * Accepts `unix:///path`, a bare socket path, `tcp://host[:port]`, `http(s)://host[:port]`,
+ * as the docker CLI does; a missing port is left to the client (2375, or 2376 with TLS).
+ */
+export function normalizeDockerHost(host: string, from = 'docker host'): string {
+  const text = host.trim()
+  if (text.startsWith('/')) return `unix://${text}`
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(text)
   if (!match) {
-    throw new UsageError(`docker host '${clip(host)}' is not unix:///path or tcp://host:port`, { hint: 'use e.g. unix:///var/run/docker.sock' })
+    throw new UsageError(`${from}: '${clip(host)}' is not unix:///path or tcp://host:port`, { hint: 'use e.g. unix:///var/run/docker.sock' })
   }
-  if (match[1] !== 'unix' && !/^[^/:]+:\d+\/?$|^\[[0-9a-f:]+\]:\d+\/?$/i.test(match[2])) {
-    throw new UsageError(`docker host '${clip(host)}' needs host:port`, { hint: 'use e.g. tcp://10.0.0.2:2376' })
+  const scheme = match[1].toLowerCase()
+  if (scheme === 'unix') {
+    if (!match[2].startsWith('/') || match[2].length < 2) {
+      throw new UsageError(`${from}: '${clip(host)}' needs an absolute socket path`, { hint: 'use e.g. unix:///var/run/docker.sock' })
+    }
+    return `unix://${match[2]}`
   }
-  return host
+  if (scheme !== 'tcp' && scheme !== 'http' && scheme !== 'https') {
+    throw new UsageError(`${from}: '${clip(host)}' has scheme ${scheme}:// (use unix:// or tcp://)`, { hint: 'use e.g. unix:///var/run/docker.sock or tcp://10.0.0.2:2376' })
+  }
+  // A non-special scheme keeps the port as written (URL drops :80 for http://).
+  let url: URL | undefined
+  try {
+    url = new URL(`tcp://${match[2]}`)
+  } catch {
+    url = undefined
+  }
+  if (!url || !url.hostname || url.username || url.password || url.port === '0') {
+    throw new UsageError(`${from}: '${clip(host)}' needs host:port`, { hint: 'use e.g. tcp://10.0.0.2:2376' })
+  }
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search || url.hash) {
+    throw new UsageError(`${from}: '${clip(host)}' has a path`, { hint: 'use only tcp://host:port' })
+  }
+  return `${scheme}://${url.host.toLowerCase()}`
 }
 
 function sanitizeHostname(hostname: string): string {
@@ -295,11 +393,11 @@ function loadConfigFile(
   readFile: (file: string) => string,
   fileExists: (file: string) => boolean,
 ): { file?: string; values: Record<string, unknown> } {
-  const explicit = input.configFlag ?? (input.env.DISCOVERY_CONFIG || undefined)
+  const explicit = input.configFlag ? { path: input.configFlag, from: '--config' } : input.env.DISCOVERY_CONFIG ? { path: input.env.DISCOVERY_CONFIG, from: 'DISCOVERY_CONFIG' } : undefined
   let file: string | undefined
   if (explicit) {
-    file = path.resolve(input.cwd, explicit)
-    if (!fileExists(file)) throw new UsageError(`config file ${file} does not exist`, { hint: 'fix --config / DISCOVERY_CONFIG or create the file' })
+    file = path.resolve(input.cwd, explicit.path)
+    if (!fileExists(file)) throw new UsageError(`${explicit.from}: config file ${file} does not exist`, { hint: `fix ${explicit.from} or create the file` })
   } else {
     file = defaultConfigPaths(input.env, input.cwd).find((candidate) => fileExists(candidate))
   }
@@ -308,26 +406,65 @@ function loadConfigFile(
   try {
     text = readFile(file)
   } catch (error) {
-    throw new UsageError(`config file ${file} cannot be read: ${(error as Error).message}`, { hint: 'check the path and its permissions' })
+    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+    throw new UsageError(`config file ${file} cannot be read (${reason})`, { hint: 'check the path and its permissions' })
   }
-  let doc: unknown
-  try {
-    doc = parseYaml(text)
-  } catch (error) {
-    throw new UsageError(`config file ${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`, { hint: 'fix the YAML syntax' })
+  const doc = parseDocument(text)
+  if (doc.errors.length > 0) {
+    // The first line holds the reason and `at line L, column C`; the rest is a source excerpt.
+    const reason = doc.errors[0].message
+      .split('\n')[0]
+      .replace(/:$/, '')
+      .replace(/^Source contains multiple documents; please use YAML\.parseAllDocuments\(\)/, 'it holds several documents (--- separators; keep one)')
+    throw new UsageError(`config file ${file} is not valid YAML: ${reason}`, { hint: 'fix the YAML syntax' })
   }
-  if (doc === null || doc === undefined) return { file, values: {} }
-  if (typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new UsageError(`config file ${file} must be a mapping of settings`, { hint: 'write e.g. "etcd-endpoints: [127.0.0.1:2379]"' })
+  const root = doc.contents
+  if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) return { file, values: {} }
+  if (!isMap(root)) {
+    throw new UsageError(`config file ${file} must be a mapping of settings, not ${isSeq(root) ? 'a list' : 'a single value'}`, {
+      hint: 'write one setting per line, e.g. "etcd-endpoints: [127.0.0.1:2379]"',
+    })
   }
-  const values = doc as Record<string, unknown>
-  for (const [key, value] of Object.entries(values)) {
+  const values: Record<string, unknown> = {}
+  for (const pair of root.items) {
+    const key = String(isScalar(pair.key) ? pair.key.value : pair.key)
     const def = SETTING_BY_FLAG.get(key)
     if (!def) {
-      throw new UsageError(`config file ${file}: unknown key '${clip(key)}'`, { hint: `known keys: ${SETTINGS.map((s) => s.flag).join(', ')}` })
+      const suggestion = suggestKey(key)
+      throw new UsageError(`config file ${file}: unknown key '${clip(key)}'`, {
+        hint: suggestion ? `did you mean '${suggestion}'?` : `known keys: ${SETTINGS.map((s) => s.flag).join(', ')}`,
+      })
     }
+    const value = yamlValue(pair.value as YamlNode | null)
+    if (value === undefined) continue
     // Validate now, naming the file and key, even for settings the running command does not use.
-    coerce(def, { value, from: `config file ${file}: key '${key}'` })
+    coerce(def, { value, from: fileSource(file, key) })
+    values[key] = value
   }
   return { file, values }
+}
+
+/**
+ * Scalars as the text that was written, so `etcd-password: 0123` stays "0123" and is not the
+ * number 123; an empty value (`key:` or `key: ~`) counts as not set. Mappings stay objects
+ * and are rejected by the setting's type check.
+ */
+function yamlValue(node: YamlNode | null): unknown {
+  if (node === null || node === undefined) return undefined
+  if (isScalar(node)) {
+    if (node.value === null || node.value === undefined) return undefined
+    if (typeof node.value === 'string') return node.value
+    return typeof node.source === 'string' ? node.source : String(node.value)
+  }
+  if (isSeq(node)) return node.items.map((item) => yamlValue(item as YamlNode | null) ?? '')
+  return node.toJSON()
+}
+
+/** `etcd_endpoints`, `etcdEndpoints`, `ETCD-ENDPOINTS` → `etcd-endpoints`, when that is a key. */
+function suggestKey(key: string): string | undefined {
+  const kebab = key
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/_/g, '-')
+    .toLowerCase()
+  return SETTING_BY_FLAG.has(kebab) ? kebab : undefined
 }

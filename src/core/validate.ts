@@ -59,7 +59,10 @@ export function assertPort(value: string | number, what = 'port'): number {
 
 export function isHostname(value: string): boolean {
   if (value.length === 0 || value.length > 253) return false
-  return value.replace(/\.$/, '').split('.').every((label) => HOSTNAME_LABEL_RE.test(label))
+  const labels = value.replace(/\.$/, '').split('.')
+  // An all-numeric last label is no host name (RFC 3696): '999.1.1.1' is a mistyped IPv4 address.
+  if (/^\d+$/.test(labels[labels.length - 1])) return false
+  return labels.every((label) => HOSTNAME_LABEL_RE.test(label))
 }
 
 /** IPv4, IPv6 (bare or in brackets) or a hostname. Returns the address without brackets. */
@@ -75,7 +78,7 @@ export function assertPrefix(prefix: string): string {
   }
   const trimmed = prefix.length > 1 ? prefix.replace(/\/+$/, '') : prefix
   if (trimmed === '/' || trimmed.length === 0) {
-    throw new UsageError(`prefix '${prefix}' is the root of the keyspace`, { hint: 'use a folder such as /discovery' })
+    throw new UsageError(`prefix '${clip(prefix)}' is the root of the keyspace`, { hint: 'use a folder such as /discovery' })
   }
   const parts = trimmed.split('/').slice(1)
   if (parts.some((part) => part === '..' || part === '.' || part === '')) {

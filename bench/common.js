@@ -1,0 +1,29 @@
+// Shared helpers for the benchmarks (plain ESM, run against dist/ and the test environment).
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+
+export function testEnv() {
+  const dir = process.env.DISCOVERY_TESTENV_DIR ?? '/tmp/discovery-testenv'
+  return JSON.parse(readFileSync(path.join(dir, 'env.json'), 'utf8'))
+}
+
+export function percentile(values, p) {
+  if (values.length === 0) return null
+  const sorted = [...values].sort((a, b) => a - b)
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[index]
+}
+
+export const round = (n, digits = 1) => (n === null || n === undefined ? null : Math.round(n * 10 ** digits) / 10 ** digits)
+
+export function printRows(rows) {
+  for (const r of rows) console.log(`${r.ok === undefined ? 'info' : r.ok ? 'pass' : 'FALLS SHORT'}  ${r.metric}: ${r.value} ${r.unit ?? ''} (budget ${r.budget ?? '—'}) ${r.note ?? ''}`)
+}
+
+/** True when this module is the script node was started with. */
+export function isMain(url) {
+  return process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(url)
+}
