@@ -1,0 +1,18 @@
+import type { Hook } from '@oclif/core'
+
+/**
+ * An unknown command (or an extra word after a command that takes no argument) is bad usage:
+ * one line, exit 2, like every other usage error.
+ */
+const hook: Hook.CommandNotFound = async function (options) {
+  const words = options.id.split(':')
+  const known = options.config.commands.map((c) => c.id)
+  const base = words.find((_, i) => known.includes(words.slice(0, i + 1).join(':')))
+  const message = base
+    ? `'${words.slice(1).join(' ')}' is not an argument of ${base} (see discovery-agent ${base} --help)`
+    : `'${words.join(' ')}' is not a discovery-agent command (commands: ${known.filter((id) => id !== 'help').sort().join(', ')})`
+  process.stderr.write(`Error: ${message}\n`)
+  this.exit(2)
+}
+
+export default hook
