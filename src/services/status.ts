@@ -28,7 +28,7 @@ export interface ClusterStatus {
 
 const emptyCounts = (): HealthCounts & { total: number } => ({ passing: 0, warning: 0, critical: 0, unknown: 0, total: 0 })
 
-/** Cluster overview from one consistent read of leader, nodes and instances. */
+/** Cluster overview: the leader, nodes and instances, read side by side. */
 export async function readClusterStatus(config: Config): Promise<ClusterStatus> {
   const registry = Registry.open(config.etcd, config.prefix)
   try {

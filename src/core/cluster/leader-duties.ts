@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Etcd3 } from 'etcd3'
+import { backoffMs, delay } from '../async.js'
+import { describeCause } from '../etcd.js'
 import { createCheckAgents, destroyCheckAgents, httpCheck, tcpCheck, type CheckAgents, type CheckResult } from '../health/checks.js'
 import { HealthScheduler } from '../health/scheduler.js'
 import { leaderStatePrefix } from '../keys.js'
@@ -12,7 +14,7 @@ export interface LeaderDutiesOptions {
   ttlMs: number
   deregisterCriticalAfterMs?: number
   checkConcurrency?: number
-  /** How often to garbage-collect; default min(TTL, 5 s). */
+  /** How often to garbage-collect; default TTL/3 (at least 250 ms, at most 5 s). */
   gcEveryMs?: number
 }
 
@@ -46,6 +48,8 @@ export const leaderInfoKey = (prefix: string): string => `${leaderStatePrefix(pr
  */
 export class LeaderDuties extends EventEmitter<LeaderDutiesEvents> {
   private session?: Session
+  /** When the current term began: a term that pauses (a failed renewal) and resumes keeps it. */
+  private termStart?: { term: string; since: string }
 
   constructor(
     private readonly registry: Registry,
@@ -71,7 +75,8 @@ export class LeaderDuties extends EventEmitter<LeaderDutiesEvents> {
   private begin(term: string): void {
     if (this.session?.term === term) return
     this.end()
-    this.session = new Session(this, this.registry, this.election, this.node, term, this.options)
+    if (this.termStart?.term !== term) this.termStart = { term, since: new Date().toISOString() }
+    this.session = new Session(this, this.registry, this.election, this.node, term, this.termStart.since, this.options)
     void this.session.start().catch((error) => this.emit('trouble', `leader duties: ${(error as Error).message}`))
   }
 
@@ -90,7 +95,6 @@ class Session {
   private readonly agents: CheckAgents
   private readonly timers: NodeJS.Timeout[] = []
   private readonly nodeMissingSince = new Map<string, number>()
-  private readonly since = new Date().toISOString()
   private stopped = false
   private readonly client: Etcd3
 
@@ -100,6 +104,7 @@ class Session {
     private readonly election: LeaderElection,
     private readonly node: string,
     readonly term: string,
+    private readonly since: string,
     private readonly options: LeaderDutiesOptions,
   ) {
     this.client = registry.client
@@ -109,22 +114,53 @@ class Session {
 
   async start(): Promise<void> {
     await this.writeLeaderInfo()
+    // Stopped while the first write was in flight: open no watchers that stop() can't close.
+    if (this.stopped) return
+    this.timers.push(setInterval(() => void this.writeLeaderInfo(), Math.max(1_000, Math.floor(this.options.ttlMs / 3))))
+    this.scheduler.on('change', ({ id, health }) => void this.writeHealth(id, health))
+    // A term that begins during an etcd hiccup must not go without checks and GC for its whole
+    // length: load the mirrors until it works (or the term ends).
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        await this.openMirrors()
+        break
+      } catch (error) {
+        this.closeMirrors()
+        const retryInMs = backoffMs(attempt, 250, 5_000)
+        this.owner.emit('trouble', `leader duties: loading the registry failed (${describeCause(error).cause}); retrying in ${retryInMs} ms`)
+        await delay(retryInMs)
+      }
+    }
+    if (this.stopped) return this.closeMirrors()
+    const gcEvery = this.options.gcEveryMs ?? Math.min(5_000, Math.max(250, Math.floor(this.options.ttlMs / 3)))
+    this.timers.push(setInterval(() => void this.collectGarbage(), gcEvery))
+    void this.collectGarbage()
+  }
+
+  private async openMirrors(): Promise<void> {
     const instances = this.registry.watchInstances()
     const nodes = this.registry.watchNodes()
     this.instances = instances
     this.nodes = nodes
     instances.on('put', (entry) => this.onInstance(entry))
+    // The grace TTL of a node runs from when its node record went (or an orphan appeared), not
+    // from the next collection pass; what the first load finds starts its grace at that load.
+    nodes.on('delete', ({ value }) => {
+      if (!this.nodeMissingSince.has(value.node)) this.nodeMissingSince.set(value.node, Date.now())
+    })
+    nodes.on('put', ({ value }) => this.nodeMissingSince.delete(value.node))
     instances.on('delete', (entry) => {
       if (this.scheduler.has(entry.key)) this.scheduler.remove(entry.key)
     })
-    this.scheduler.on('change', ({ id, health }) => void this.writeHealth(id, health))
     await nodes.start()
     await instances.start()
-    if (this.stopped) return this.stop()
-    const gcEvery = this.options.gcEveryMs ?? Math.min(this.options.ttlMs, 5_000)
-    this.timers.push(setInterval(() => void this.collectGarbage(), gcEvery))
-    this.timers.push(setInterval(() => void this.writeLeaderInfo(), Math.max(1_000, Math.floor(this.options.ttlMs / 3))))
-    void this.collectGarbage()
+  }
+
+  private closeMirrors(): void {
+    void this.instances?.close()
+    void this.nodes?.close()
+    this.instances = undefined
+    this.nodes = undefined
   }
 
   stop(): void {
@@ -133,13 +169,15 @@ class Session {
     for (const timer of this.timers) clearInterval(timer)
     this.scheduler.stop()
     destroyCheckAgents(this.agents)
-    void this.instances?.close()
-    void this.nodes?.close()
+    this.closeMirrors()
   }
 
   private onInstance(entry: MirrorEntry<InstanceRecord>): void {
     if (this.stopped) return
     const record = entry.value
+    if (record.source === 'docker' && this.nodes && !this.nodeMissingSince.has(record.node) && !this.nodes.values().some((n) => n.node === record.node)) {
+      this.nodeMissingSince.set(record.node, Date.now())
+    }
     const check = record.check
     if (record.source !== 'manual' || !check || (check.kind !== 'http' && check.kind !== 'tcp')) {
       if (this.scheduler.has(entry.key)) this.scheduler.remove(entry.key)
@@ -152,6 +190,9 @@ class Session {
   }
 
   private runCheck(key: string): Promise<CheckResult> {
+    // Due in the burst of timers after a stall while the lease may have run out: probe nothing
+    // until the election has decided (an unknown result counts for nothing).
+    if (this.election.fence()?.createRevision !== this.term) return Promise.resolve({ status: 'unknown', output: 'not acting as leader', latencyMs: 0 })
     const record = this.instances?.get(key)?.value
     const check = record?.check
     if (!check) return Promise.resolve({ status: 'unknown', output: 'instance gone', latencyMs: 0 })
