@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { delay } from './async.js'
+import { rangePrefix } from './etcd.js'
 import type { ParseResult } from './model.js'
 
 export interface MirrorEntry<T> {
@@ -38,6 +39,7 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private watcher?: Watcher
   private closed = false
   private relisting?: Promise<void>
+  private reopenAfterRelist = false
   private disconnected = false
   private retryTimer?: NodeJS.Timeout
 
@@ -45,12 +47,15 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     private readonly client: Etcd3,
     private readonly prefix: string,
     private readonly parse: (raw: string, key: string) => ParseResult<T>,
+    /** Runs once before the first list, e.g. to load what `parse` needs. */
+    private readonly prepare?: () => Promise<void>,
   ) {
     super()
   }
 
   /** Loads the initial list (throws if etcd can't be reached) and starts watching. */
   async start(): Promise<void> {
+    await this.prepare?.()
     const revision = await this.relist()
     await this.openWatcher(revision)
     this.emit('ready')
@@ -85,8 +90,8 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   }
 
   private async relist(): Promise<bigint> {
-    const response = await this.client.getAll().prefix(this.prefix).exec()
-    const revision = BigInt(response.header.revision)
+    const response = await rangePrefix(this.client, this.prefix)
+    const revision = BigInt(response.revision)
     const present = new Set<string>()
     for (const kv of response.kvs) {
       const key = kv.key.toString()
@@ -138,7 +143,13 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   }
 
   private scheduleRelist(reopenWatcher: boolean, attempt = 0): void {
-    if (this.closed || this.relisting) return
+    if (this.closed) return
+    if (this.relisting) {
+      // A watch cancelled (compaction) while a relist runs, e.g. the one its reconnect started,
+      // must still be reopened afterwards, or the mirror would silently stop following etcd.
+      if (reopenWatcher) this.reopenAfterRelist = true
+      return
+    }
     this.relisting = (async () => {
       try {
         const revision = await this.relist()
@@ -159,6 +170,10 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
       }
       if (reopenWatcher) this.disconnected = false
       this.relisting = undefined
+      if (this.reopenAfterRelist) {
+        this.reopenAfterRelist = false
+        if (!this.watcher) this.scheduleRelist(true)
+      }
     })()
   }
 

@@ -1,0 +1,99 @@
+import { EventEmitter } from 'node:events'
+import type { Etcd3 } from 'etcd3'
+import { describe, expect, it } from 'vitest'
+import { PrefixMirror } from './prefix-mirror.js'
+
+/**
+ * The reconnect/compaction race, with a fake etcd client whose lists finish when the test says:
+ * a watch that reconnects onto a compacted revision is created ('connected', which starts a
+ * relist) and cancelled ('error') while that relist still runs. The mirror must still open a
+ * new watch once the relist is done.
+ */
+class FakeWatcher extends EventEmitter {
+  cancelled = false
+  async cancel(): Promise<void> {
+    this.cancelled = true
+  }
+}
+
+function fakeClient() {
+  const lists: { resolve: (revision: string) => void }[] = []
+  const watchers: FakeWatcher[] = []
+  let autoRevision: string | undefined = '10'
+  const range = (): Record<string, unknown> => {
+    const builder: Record<string, unknown> = {}
+    for (const method of ['prefix', 'inRange', 'limit', 'revision']) builder[method] = () => builder
+    builder.exec = () =>
+      new Promise((resolve) => {
+        const answer = (revision: string): void => resolve({ header: { revision }, kvs: [], more: false })
+        if (autoRevision) answer(autoRevision)
+        else lists.push({ resolve: answer })
+      })
+    return builder
+  }
+  const watch = (): Record<string, unknown> => {
+    const builder: Record<string, unknown> = {}
+    for (const method of ['prefix', 'startRevision']) builder[method] = () => builder
+    builder.create = async () => {
+      const watcher = new FakeWatcher()
+      watchers.push(watcher)
+      return watcher
+    }
+    return builder
+  }
+  const client = { getAll: range, watch } as unknown as Etcd3
+  return {
+    client,
+    lists,
+    watchers,
+    holdLists: () => (autoRevision = undefined),
+    releaseLists: (revision: string) => (autoRevision = revision),
+  }
+}
+
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+describe('PrefixMirror', () => {
+  it('Given a watch that reconnects, When it is cancelled (compacted) while the relist of the reconnect runs, Then a new watch is opened after that relist', async () => {
+    // Given: a started mirror with one watch
+    const etcd = fakeClient()
+    const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => ({ ok: true, value: raw }))
+    await mirror.start()
+    expect(etcd.watchers).toHaveLength(1)
+    const events: string[] = []
+    mirror.on('disconnected', () => events.push('disconnected'))
+    mirror.on('resynced', () => events.push('resynced'))
+    // When: the stream breaks and comes back; the relist it starts is slow
+    etcd.holdLists()
+    etcd.watchers[0].emit('disconnected', new Error('connection dropped'))
+    etcd.watchers[0].emit('connected', {})
+    await settle()
+    expect(etcd.lists).toHaveLength(1)
+    // When: etcd cancels the resumed watch (its revision was compacted) before that relist ends
+    etcd.watchers[0].emit('error', new Error('Watcher canceled: compacted'))
+    etcd.releaseLists('20')
+    etcd.lists[0].resolve('20')
+    await settle()
+    // Then: the old watch is cancelled and a new one follows etcd
+    expect(etcd.watchers[0].cancelled).toBe(true)
+    expect(etcd.watchers).toHaveLength(2)
+    expect(events).toEqual(['disconnected', 'resynced', 'resynced'])
+    expect(mirror.isConnected).toBe(true)
+    await mirror.close()
+  })
+
+  it('Given a watch, When it is cancelled with no relist running, Then exactly one new watch is opened', async () => {
+    // Given
+    const etcd = fakeClient()
+    const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => ({ ok: true, value: raw }))
+    await mirror.start()
+    // When
+    etcd.watchers[0].emit('error', new Error('Watcher canceled: compacted'))
+    await settle()
+    // Then
+    expect(etcd.watchers).toHaveLength(2)
+    await mirror.close()
+  })
+})
