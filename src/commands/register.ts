@@ -50,13 +50,15 @@ export default class Register extends BaseCommand {
       },
       config.node,
     )
+    // Listen before the record exists, so a SIGTERM right after it is written still revokes the lease.
+    const stop = flags.keepalive ? abortOnSignals() : undefined
     const registration = await registerInstance(config, record, ttlMs)
     if (this.jsonEnabled()) this.logJson(record)
     else this.out(record.id)
     try {
-      if (flags.keepalive) {
-        this.progress(`keeping lease alive (TTL ${flags.ttl}); Ctrl+C deregisters`)
-        await keepRegistrationAlive(registration, abortOnSignals(), (text) => this.progress(text))
+      if (stop) {
+        this.progress(`keeping lease ${BigInt(registration.lease?.id ?? 0).toString(16)} alive (TTL ${flags.ttl}); Ctrl+C deregisters`)
+        await keepRegistrationAlive(registration, stop, (text) => this.progress(text))
       } else {
         registration.lease?.release()
       }

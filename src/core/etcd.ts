@@ -1,6 +1,8 @@
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import tls from 'node:tls'
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel'
-import { Etcd3, isRecoverableError, type IOptions } from 'etcd3'
+import { Etcd3, GRPCResourceExhastedError, isRecoverableError, Range, type IKeyValue, type IOptions } from 'etcd3'
 import type { EtcdConnection } from './config.js'
 import { DiscoveryError, UnavailableError, UsageError } from './errors.js'
 
@@ -32,6 +34,9 @@ export function createEtcdClient(connection: EtcdConnection, options: EtcdClient
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 2_000,
+      // grpc's default 4 MiB is ~10,000 records in one response (a watch batch, a range):
+      // ranges are paged (rangePrefix), and this leaves room for what can't be.
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
     },
   }
   if (connection.cacert || connection.cert) {
@@ -45,6 +50,59 @@ export function createEtcdClient(connection: EtcdConnection, options: EtcdClient
     etcdOptions.auth = { username: connection.user, password: connection.password ?? '' }
   }
   return new Etcd3(etcdOptions)
+}
+
+export interface PrefixRange {
+  kvs: IKeyValue[]
+  /** The store revision every page was read at. */
+  revision: string
+}
+
+const RANGE_PAGE_SIZE = 2_000
+
+/**
+ * Every key under `prefix`, read in pages of `pageSize` keys at one revision, so the result is
+ * one consistent snapshot however large: a single range over 10,000 instances is bigger than a
+ * gRPC message may be. A page too large for a message is read again in halves; a compaction
+ * between pages restarts the read at a new revision.
+ */
+export async function rangePrefix(client: Etcd3, prefix: string, pageSize = RANGE_PAGE_SIZE): Promise<PrefixRange> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await rangeOnce(client, prefix, pageSize)
+    } catch (error) {
+      if (attempt < 3 && /compacted/i.test(String((error as Error)?.message))) continue
+      throw error
+    }
+  }
+}
+
+async function rangeOnce(client: Etcd3, prefix: string, pageSize: number): Promise<PrefixRange> {
+  const end = Range.prefix(prefix).end
+  const kvs: IKeyValue[] = []
+  let start = Buffer.from(prefix)
+  let revision: string | undefined
+  let limit = pageSize
+  for (;;) {
+    const builder = client.getAll().inRange({ start, end }).limit(limit)
+    if (revision !== undefined) builder.revision(revision)
+    let response
+    try {
+      response = await builder.exec()
+    } catch (error) {
+      if (error instanceof GRPCResourceExhastedError && limit > 1) {
+        limit = Math.max(1, Math.floor(limit / 2))
+        continue
+      }
+      throw error
+    }
+    revision ??= response.header.revision
+    for (const kv of response.kvs) kvs.push(kv)
+    const last = response.kvs[response.kvs.length - 1]
+    if (!response.more || !last) return { kvs, revision }
+    // The next page starts just after the last key read.
+    start = Buffer.concat([last.key, Buffer.from([0])])
+  }
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -65,6 +123,120 @@ export function etcdUnavailable(error: unknown, connection: Pick<EtcdConnection,
   const where = connection.endpoints.join(',')
   const text = describeCause(error)
   return new UnavailableError(`${doing} failed at ${where}: ${text.cause}`, { hint: text.hint, cause: error })
+}
+
+/**
+ * Like etcdUnavailable, but when TLS is configured and grpc-js could only say "no connection
+ * established" (it drops the TLS error: `Last error: null`), opens a TLS connection to each
+ * endpoint with the same CA, certificate and key to name the real cause (untrusted server
+ * certificate, expired or rejected client certificate). Runs only on the failure path.
+ */
+export async function explainEtcdFailure(
+  error: unknown,
+  connection: Pick<EtcdConnection, 'endpoints'> & Partial<EtcdConnection>,
+  doing = 'etcd request',
+): Promise<DiscoveryError> {
+  if (error instanceof DiscoveryError) return error
+  const first = etcdUnavailable(error, connection, doing)
+  const secure = connection.endpoints.filter((e) => e.startsWith('https://'))
+  if (secure.length === 0 || !/^unreachable|^timed out/.test(describeCause(error).cause)) return first
+  for (const endpoint of secure) {
+    const problem = await probeTls(endpoint, connection)
+    if (problem) return new UnavailableError(`${doing} failed at ${endpoint}: ${problem.cause}`, { hint: problem.hint, cause: error })
+  }
+  return first
+}
+
+const TLS_PROBE_TIMEOUT_MS = 2_000
+/** TLS 1.3 servers reject a client certificate after the client's handshake completes. */
+const TLS_ALERT_WAIT_MS = 250
+
+/** Connects once with the client's TLS settings; returns the TLS problem, if there is one. */
+export async function probeTls(
+  endpoint: string,
+  connection: Partial<EtcdConnection>,
+): Promise<{ cause: string; hint: string } | undefined> {
+  const url = new URL(endpoint)
+  const read = (file?: string): Buffer | undefined => {
+    try {
+      return file ? readFileSync(file) : undefined
+    } catch {
+      return undefined
+    }
+  }
+  const cert = read(connection.cert)
+  const expired = cert ? certificateExpiry(cert) : undefined
+  if (expired) {
+    return {
+      cause: `TLS failed: the client certificate ${connection.cert} expired on ${expired}`,
+      hint: 'renew the client certificate (--etcd-cert, --etcd-key)',
+    }
+  }
+  const outcome = await new Promise<{ error?: NodeJS.ErrnoException }>((resolve) => {
+    const socket = tls.connect({
+      host: url.hostname,
+      port: Number(url.port || 2379),
+      ca: read(connection.cacert),
+      cert,
+      key: read(connection.key),
+      ALPNProtocols: ['h2'],
+      ...(isIpAddress(url.hostname) ? {} : { servername: url.hostname }),
+    })
+    const finish = (error?: NodeJS.ErrnoException): void => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolve({ error })
+    }
+    const timer = setTimeout(() => finish(), TLS_PROBE_TIMEOUT_MS)
+    socket.on('secureConnect', () => {
+      clearTimeout(timer)
+      setTimeout(() => finish(), TLS_ALERT_WAIT_MS)
+    })
+    socket.on('error', (error) => finish(error))
+    socket.on('data', () => undefined)
+  })
+  if (!outcome.error) return undefined
+  const code = outcome.error.code ?? ''
+  const message = outcome.error.message
+  if (code === 'ECONNREFUSED') return { cause: 'connection refused', hint: 'is etcd running there? check --etcd-endpoints' }
+  if (/CERT_HAS_EXPIRED/.test(code)) {
+    return { cause: 'TLS failed: the server certificate has expired', hint: 'renew the etcd server certificate' }
+  }
+  if (/UNABLE_TO_VERIFY|SELF_SIGNED|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED|CERT_SIGNATURE/.test(code)) {
+    return {
+      cause: `TLS failed: the server certificate is not trusted (${message})`,
+      hint: connection.cacert ? `check that --etcd-cacert ${connection.cacert} is the CA that signed the etcd server certificate` : 'pass the CA that signed the etcd server certificate with --etcd-cacert',
+    }
+  }
+  if (/HOSTNAME|ALTNAME|IP: .* is not in the cert/i.test(`${code} ${message}`)) {
+    return { cause: `TLS failed: the server certificate does not name this host (${message.split('.')[0]})`, hint: 'connect by a name or IP listed in the server certificate' }
+  }
+  const alert = /alert ([a-z ]+?)(?::|$)/i.exec(message)?.[1]?.trim()
+  if (alert) {
+    return {
+      cause: `TLS failed: the server rejected the client certificate (alert: ${alert})${connection.cert ? '' : '; no --etcd-cert was given'}`,
+      hint: connection.cert ? 'check that --etcd-cert and --etcd-key are valid and signed by a CA the server trusts' : 'pass a client certificate with --etcd-cert and --etcd-key',
+    }
+  }
+  if (/ssl|tls|certificate/i.test(`${code} ${message}`)) {
+    return { cause: `TLS failed: ${message.split('\n')[0].slice(0, 160)}`, hint: 'check --etcd-cacert, --etcd-cert and --etcd-key' }
+  }
+  return undefined
+}
+
+/** The expiry date (YYYY-MM-DD) when a PEM certificate is no longer valid, else undefined. */
+function certificateExpiry(pem: Buffer): string | undefined {
+  try {
+    const certificate = new X509Certificate(pem)
+    const validTo = new Date(certificate.validTo)
+    return validTo.getTime() < Date.now() ? validTo.toISOString().slice(0, 10) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function isIpAddress(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':')
 }
 
 export function describeCause(error: unknown): { cause: string; hint: string } {
@@ -97,7 +269,10 @@ export function describeCause(error: unknown): { cause: string; hint: string } {
     return { cause: 'host name not found', hint: 'check --etcd-endpoints' }
   }
   if (name === 'GRPCConnectFailedError' || lower.includes('unavailable') || lower.includes('no connection established')) {
-    return { cause: `unreachable (${firstLine(message)})`, hint: 'is etcd running there? check --etcd-endpoints' }
+    // grpc-js: "14 UNAVAILABLE: No connection established. Last error: <why or null>. Resolution note: …"
+    const last = /last error: (.+?)\.?\s*(?:resolution note:|$)/i.exec(message)?.[1]?.replace(/^error: /i, '').trim()
+    const detail = last && last !== 'null' ? last.replace(/ \(\d{4}-\d\d-\d\dT[^)]*\)$/, '') : 'no connection established'
+    return { cause: `unreachable (${detail.length > 160 ? `${detail.slice(0, 160)}…` : detail})`, hint: 'is etcd running there? check --etcd-endpoints' }
   }
   return { cause: firstLine(message), hint: 'check --etcd-endpoints and that the cluster is healthy' }
 }

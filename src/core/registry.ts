@@ -1,15 +1,11 @@
-import type { Etcd3 } from 'etcd3'
+import type { Etcd3, IKeyValue } from 'etcd3'
 import type { EtcdConnection } from './config.js'
-import { createEtcdClient, etcdUnavailable, type EtcdClientOptions } from './etcd.js'
+import { createEtcdClient, explainEtcdFailure, rangePrefix, type EtcdClientOptions } from './etcd.js'
+import { fastInstanceRecord } from './instance-fast-path.js'
 import { instanceKey, nodeKey, nodesPrefix, parseInstanceKey, servicePrefix, servicesPrefix } from './keys.js'
-import {
-  parseInstanceRecord,
-  parseNodeRecord,
-  type InstanceRecord,
-  type NodeRecord,
-  type ParseResult,
-} from './model.js'
+import type { InstanceRecord, NodeRecord, ParseResult } from './model.js'
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js'
+import { assertPrefix } from './validate.js'
 
 export interface RecordProblem {
   key: string
@@ -22,17 +18,33 @@ export interface Listing<T> {
   revision: string
 }
 
+/** The zod-backed parsers of model.ts. */
+type Schemas = Pick<typeof import('./model.js'), 'parseInstanceRecord' | 'parseNodeRecord'>
+
 /**
  * The registry adapter: schema-1 records under `<prefix>/` in etcd. Every key is built by
  * keys.ts from validated names; every value read is validated, and a corrupt or foreign one
  * is reported as a problem and skipped.
+ *
+ * Instance records of the usual shape are validated by instance-fast-path.ts; the zod schemas
+ * (and zod itself, ~50–100 ms of a CLI's start) load only when a record needs them, so
+ * `list` over 10,000 well-formed records never pays for them.
  */
 export class Registry {
+  readonly prefix: string
+  private readonly instancesBase: string
+  private schemas?: Schemas
+
   constructor(
     readonly client: Etcd3,
-    readonly prefix: string,
-    readonly connection: Pick<EtcdConnection, 'endpoints'>,
-  ) {}
+    prefix: string,
+    /** The endpoints (named in errors) and, when given, the TLS files used to explain a TLS failure. */
+    readonly connection: Pick<EtcdConnection, 'endpoints'> & Partial<EtcdConnection>,
+  ) {
+    // Library users may pass any string: the same rule as --prefix keeps every key inside it.
+    this.prefix = assertPrefix(prefix)
+    this.instancesBase = servicesPrefix(this.prefix)
+  }
 
   static open(connection: EtcdConnection, prefix: string, options?: EtcdClientOptions): Registry {
     return new Registry(createEtcdClient(connection, options), prefix, connection)
@@ -43,12 +55,17 @@ export class Registry {
   }
 
   async listInstances(service?: string): Promise<Listing<InstanceRecord>> {
-    const prefix = service ? servicePrefix(this.prefix, service) : servicesPrefix(this.prefix)
-    return this.listPrefix(prefix, (raw, key) => this.parseInstance(raw, key), 'listing instances')
+    const prefix = service ? servicePrefix(this.prefix, service) : this.instancesBase
+    return this.listPrefix(
+      prefix,
+      'listing instances',
+      (raw, key) => this.fastInstance(raw, key),
+      (raw, key, schemas) => this.parseInstance(raw, key, schemas),
+    )
   }
 
   async listNodes(): Promise<Listing<NodeRecord>> {
-    return this.listPrefix(nodesPrefix(this.prefix), (raw) => parseNodeRecord(raw), 'listing nodes')
+    return this.listPrefix(nodesPrefix(this.prefix), 'listing nodes', () => undefined, (raw, _key, schemas) => schemas.parseNodeRecord(raw))
   }
 
   async getInstance(service: string, id: string): Promise<MirrorEntry<InstanceRecord> | undefined> {
@@ -56,9 +73,9 @@ export class Registry {
     const response = await this.call('reading an instance', () => this.client.get(key).exec())
     const kv = response.kvs[0]
     if (!kv) return undefined
-    const parsed = this.parseInstance(kv.value.toString(), key)
-    if (!parsed.ok) return undefined
-    return { key, value: parsed.value, modRevision: kv.mod_revision, lease: kv.lease }
+    const raw = kv.value.toString()
+    const value = this.fastInstance(raw, key) ?? okValue(this.parseInstance(raw, key, await this.loadSchemas()))
+    return value ? { key, value, modRevision: kv.mod_revision, lease: kv.lease } : undefined
   }
 
   async getNode(node: string): Promise<MirrorEntry<NodeRecord> | undefined> {
@@ -66,9 +83,8 @@ export class Registry {
     const response = await this.call('reading a node', () => this.client.get(key).exec())
     const kv = response.kvs[0]
     if (!kv) return undefined
-    const parsed = parseNodeRecord(kv.value.toString())
-    if (!parsed.ok) return undefined
-    return { key, value: parsed.value, modRevision: kv.mod_revision, lease: kv.lease }
+    const value = okValue((await this.loadSchemas()).parseNodeRecord(kv.value.toString()))
+    return value ? { key, value, modRevision: kv.mod_revision, lease: kv.lease } : undefined
   }
 
   /** Puts an instance record, bound to `leaseId` when given (else persistent). */
@@ -90,26 +106,57 @@ export class Registry {
 
   /** Follows every instance (or one service's) with list-then-watch. */
   watchInstances(service?: string): PrefixMirror<InstanceRecord> {
-    const prefix = service ? servicePrefix(this.prefix, service) : servicesPrefix(this.prefix)
-    return new PrefixMirror(this.client, prefix, (raw, key) => this.parseInstance(raw, key))
+    const prefix = service ? servicePrefix(this.prefix, service) : this.instancesBase
+    return new PrefixMirror(
+      this.client,
+      prefix,
+      (raw, key) => {
+        const value = this.fastInstance(raw, key)
+        // The mirror's prepare step loaded the schemas before the first record arrived.
+        return value ? { ok: true, value } : this.parseInstance(raw, key, this.schemas!)
+      },
+      () => this.loadSchemas().then(() => undefined),
+    )
   }
 
   watchNodes(): PrefixMirror<NodeRecord> {
-    return new PrefixMirror(this.client, nodesPrefix(this.prefix), (raw) => parseNodeRecord(raw))
+    return new PrefixMirror(
+      this.client,
+      nodesPrefix(this.prefix),
+      (raw) => this.schemas!.parseNodeRecord(raw),
+      () => this.loadSchemas().then(() => undefined),
+    )
   }
 
-  /** Wraps an etcd call so a failure becomes one UnavailableError line naming the endpoints. */
+  /** Wraps an etcd call so a failure becomes one UnavailableError line naming the endpoint and the cause. */
   async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn()
     } catch (error) {
-      throw etcdUnavailable(error, this.connection, doing)
+      throw await explainEtcdFailure(error, this.connection, doing)
     }
   }
 
-  /** A record must also live at the key its own service and id name. */
-  private parseInstance(raw: string, key: string): ParseResult<InstanceRecord> {
-    const parsed = parseInstanceRecord(raw)
+  private async loadSchemas(): Promise<Schemas> {
+    this.schemas ??= await import('./model.js')
+    return this.schemas
+  }
+
+  /** A well-formed record at the key its own service and id name, or undefined (then the schema decides why not). */
+  private fastInstance(raw: string, key: string): InstanceRecord | undefined {
+    let json: unknown
+    try {
+      json = JSON.parse(raw)
+    } catch {
+      return undefined
+    }
+    const record = fastInstanceRecord(json)
+    return record && key === `${this.instancesBase}${record.service}/${record.id}` ? record : undefined
+  }
+
+  /** The schema's verdict; a record must also live at the key its own service and id name. */
+  private parseInstance(raw: string, key: string, schemas: Schemas): ParseResult<InstanceRecord> {
+    const parsed = schemas.parseInstanceRecord(raw)
     if (!parsed.ok) return parsed
     const where = parseInstanceKey(this.prefix, key)
     if (!where || where.service !== parsed.value.service || where.id !== parsed.value.id) {
@@ -118,20 +165,35 @@ export class Registry {
     return parsed
   }
 
+  /** Reads every key under `prefix` (paged, one revision); the fast check first, the schema only where it fails. */
   private async listPrefix<T>(
     prefix: string,
-    parse: (raw: string, key: string) => ParseResult<T>,
     doing: string,
+    fast: (raw: string, key: string) => T | undefined,
+    parse: (raw: string, key: string, schemas: Schemas) => ParseResult<T>,
   ): Promise<Listing<T>> {
-    const response = await this.call(doing, () => this.client.getAll().prefix(prefix).exec())
-    const entries: MirrorEntry<T>[] = []
-    const problems: RecordProblem[] = []
+    const response = await this.call(doing, () => rangePrefix(this.client, prefix))
+    const keys: string[] = []
+    const quick: (T | undefined)[] = []
+    let slow = false
     for (const kv of response.kvs) {
       const key = kv.key.toString()
-      const parsed = parse(kv.value.toString(), key)
+      const value = fast(kv.value.toString(), key)
+      keys.push(key)
+      quick.push(value)
+      if (value === undefined) slow = true
+    }
+    const schemas = slow ? await this.loadSchemas() : undefined
+    const entries: MirrorEntry<T>[] = []
+    const problems: RecordProblem[] = []
+    response.kvs.forEach((kv: IKeyValue, i) => {
+      const key = keys[i]
+      const parsed: ParseResult<T> = quick[i] !== undefined ? { ok: true, value: quick[i] as T } : parse(kv.value.toString(), key, schemas!)
       if (parsed.ok) entries.push({ key, value: parsed.value, modRevision: kv.mod_revision, lease: kv.lease })
       else problems.push({ key, reason: parsed.reason })
-    }
-    return { entries, problems, revision: response.header.revision }
+    })
+    return { entries, problems, revision: response.revision }
   }
 }
+
+const okValue = <T>(parsed: ParseResult<T>): T | undefined => (parsed.ok ? parsed.value : undefined)

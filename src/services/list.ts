@@ -1,5 +1,5 @@
 import type { Config } from '../core/config.js'
-import { isHealthy, type InstanceRecord } from '../core/model.js'
+import type { InstanceRecord } from '../core/model.js'
 import type { RecordProblem } from '../core/registry.js'
 import { Registry } from '../core/registry.js'
 import { assertServiceName } from '../core/validate.js'
@@ -13,7 +13,8 @@ export interface InstanceFilter {
 
 export function matchesFilter(record: InstanceRecord, filter: InstanceFilter): boolean {
   if (filter.service && record.service !== filter.service) return false
-  if (filter.healthy && !isHealthy(record)) return false
+  // model.ts's isHealthy, inlined: importing model.ts would load zod into every `list` (see registry.ts).
+  if (filter.healthy && record.health.status !== 'passing') return false
   if (filter.node && record.node !== filter.node) return false
   if (filter.tags && !filter.tags.every((tag) => record.tags.includes(tag))) return false
   return true

@@ -1,0 +1,72 @@
+import { isDeepStrictEqual } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { fastInstanceRecord } from './instance-fast-path.js'
+import { CHECK_KINDS, HEALTH_STATUSES, parseInstanceRecord, type InstanceRecord } from './model.js'
+
+const at = '2026-01-02T03:04:05.678Z'
+const plain: InstanceRecord = {
+  schema: 1, id: 'host-1:web:80', service: 'web.api', address: '10.0.0.1', port: 80, tags: ['v1', ''], meta: { team: 'payments', empty: '' },
+  node: 'host-1', source: 'manual', health: { status: 'passing', output: 'no check', updatedAt: at, since: at }, registeredAt: at, updatedAt: at,
+}
+const full: InstanceRecord = {
+  ...plain,
+  source: 'docker',
+  container: { id: 'abc', name: 'web', image: 'nginx:1', port: 80, protocol: 'udp' },
+  check: { kind: 'http', target: 'http://x/', interval: 1000, timeout: 500, failuresBeforeCritical: 3, successesBeforePassing: 1, initialDelay: 0, expectStatus: '200', expectBody: 'ok', container: 'web' },
+  health: { status: 'critical', output: 'down', updatedAt: at, since: at },
+}
+
+const WEIRD: unknown[] = [undefined, null, 0, -1, 1.5, 65_535, 65_536, 2 ** 60, '', 'x', 'Web', 'a/b', '..', true, [], {}, ['a'], [1], { a: 'b' }, { a: 1 }, 'tcp', 'sctp', 'http', 'passing', 'docker', 1]
+
+/** Every record reachable from `base` by changing or removing one field (top level or nested one level). */
+function mutations(base: InstanceRecord): unknown[] {
+  const out: unknown[] = []
+  const json = JSON.parse(JSON.stringify(base)) as Record<string, unknown>
+  const keys = [...Object.keys(json), 'container', 'check', 'extra']
+  for (const key of keys) {
+    for (const value of WEIRD) out.push({ ...json, [key]: value })
+    const { [key]: _dropped, ...rest } = json
+    out.push(rest)
+    const nested = json[key]
+    if (nested && typeof nested === 'object' && !Array.isArray(nested)) {
+      for (const inner of [...Object.keys(nested), 'extra']) {
+        for (const value of WEIRD) out.push({ ...json, [key]: { ...nested, [inner]: value } })
+        const { [inner]: _gone, ...innerRest } = nested as Record<string, unknown>
+        out.push({ ...json, [key]: innerRest })
+      }
+    }
+  }
+  out.push(JSON.parse(`{"__proto__":{"x":1},${JSON.stringify(json).slice(1)}`))
+  out.push({ ...json, meta: JSON.parse('{"__proto__":"x"}') })
+  return out
+}
+
+describe('fastInstanceRecord', () => {
+  it.each([['a plain manual record', plain], ['a docker record with container and check', full]])('Given %s, When checked, Then the fast path accepts it as the schema does', (_what, record) => {
+    expect(fastInstanceRecord(JSON.parse(JSON.stringify(record)))).toEqual(record)
+    expect(parseInstanceRecord(JSON.stringify(record))).toEqual({ ok: true, value: record })
+  })
+
+  it.each([['plain', plain], ['full', full]])('Given every one-field change of the %s record, When checked, Then the fast path never accepts what the schema rejects or would change', (_what, base) => {
+    const cases = mutations(base)
+    expect(cases.length).toBeGreaterThan(500)
+    const disagreements: string[] = []
+    let accepted = 0
+    for (const candidate of cases) {
+      const raw = JSON.stringify(candidate)
+      const fast = fastInstanceRecord(JSON.parse(raw))
+      if (!fast) continue
+      accepted++
+      const slow = parseInstanceRecord(raw)
+      if (!slow.ok || !isDeepStrictEqual(slow.value, fast)) disagreements.push(raw)
+    }
+    expect(disagreements).toEqual([])
+    // It must also accept the harmless changes, or it would be no fast path at all.
+    expect(accepted).toBeGreaterThan(20)
+  })
+
+  it('Given every health status and check kind the model knows, When checked, Then the fast path knows them too (its copies have not drifted)', () => {
+    for (const status of HEALTH_STATUSES) expect(fastInstanceRecord({ ...full, health: { ...full.health, status } }), status).toBeDefined()
+    for (const kind of CHECK_KINDS) expect(fastInstanceRecord({ ...full, check: { ...full.check!, kind } }), kind).toBeDefined()
+  })
+})
