@@ -4,9 +4,9 @@ import type Docker from 'dockerode'
 import { backoffMs, delay } from '../async.js'
 import type { Config } from '../config.js'
 import { createDockerClient } from '../docker/client.js'
-import { containerToInstances, type BuildOptions } from '../docker/instances.js'
+import { containerToInstances, type BuildOptions, type LabelProblem } from '../docker/instances.js'
 import type { ContainerSnapshot } from '../docker/snapshot.js'
-import { DockerSource, type ContainerEvent } from '../docker/source.js'
+import { DockerSource, type ContainerEvent, type InspectedContainer } from '../docker/source.js'
 import { describeCause } from '../etcd.js'
 import { UnavailableError, UsageError } from '../errors.js'
 import { dockerHealthToStatus, execCheck, httpCheck, tcpCheck, createCheckAgents, destroyCheckAgents, type CheckAgents, type CheckResult } from '../health/checks.js'
@@ -15,6 +15,7 @@ import { instanceKey, nodeKey } from '../keys.js'
 import { ManagedLease } from '../lease.js'
 import { initialHealth, type DesiredInstance, type Health, type InstanceRecord, type NodeRecord } from '../model.js'
 import { primaryIPv4 } from '../net.js'
+import type { MirrorEntry } from '../prefix-mirror.js'
 import { Registry } from '../registry.js'
 import type { AgentEvent } from './events.js'
 
@@ -31,8 +32,23 @@ interface ContainerEntry {
   name: string
   /** Instance keys this container currently backs. */
   keys: Set<string>
-  /** Set by a terminating `kill`: instances withdrawn before the process exits. */
-  draining: boolean
+  /** State.StartedAt of the run these keys belong to. */
+  startedAt: string
+}
+
+/** Set by a terminating `kill`: the instances are withdrawn before the process exits. */
+interface Drain {
+  /** The run being stopped (State.StartedAt). A later run of the same container is not drained,
+   *  even when its `start` event was missed (e.g. across a dockerd restart). */
+  startedAt?: string
+}
+
+/** The one worker of a container: passes run one at a time, and events during a pass collapse into one more. */
+interface WorkSlot {
+  running: Promise<void>
+  again: boolean
+  /** Monotonic time the oldest event not yet handled arrived (undefined: a resync pass). */
+  pendingSince?: number
 }
 
 /** Signals that end a process; a `kill` with another signal (HUP for a reload) is not a stop. */
@@ -57,6 +73,9 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
   private readonly checkAgents: CheckAgents
   private readonly buildOptions: BuildOptions
   private readonly containers = new Map<string, ContainerEntry>()
+  private readonly draining = new Map<string, Drain>()
+  /** Label problems already reported per container, so a resync doesn't report them again. */
+  private readonly reportedProblems = new Map<string, Set<string>>()
   /** What this agent believes etcd holds for its keys (written by it, or found at start). */
   private readonly applied = new Map<string, InstanceRecord>()
   /** Desired instance per key (without health/timestamps), for health updates. */
@@ -65,7 +84,13 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
   private readonly health = new Map<string, Health>()
   /** Keys removed by --deregister-critical-after; they come back when they pass again. */
   private readonly deregisteredCritical = new Set<string>()
-  private readonly work = new Map<string, { running: Promise<void>; again: boolean; event?: ContainerEvent; startedAt: number }>()
+  private readonly work = new Map<string, WorkSlot>()
+  /** Successful writes and removals, for the resync summary. */
+  private readonly tally = { written: 0, removed: 0 }
+  /** Per key: puts in flight, and when the last one finished (a resync's read-back ignores keys put since it read). */
+  private readonly putsInFlight = new Map<string, number>()
+  private readonly putDoneSeq = new Map<string, number>()
+  private putSeq = 0
   private resyncTimer?: NodeJS.Timeout
   private criticalTimer?: NodeJS.Timeout
   private resyncing?: Promise<void>
@@ -170,7 +195,9 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
         let previousLease: string | undefined
         if (existing) {
           const other = existing.value
-          const sameHostDead = other.hostname === os.hostname() && other.pid !== process.pid && !processAlive(other.pid)
+          // An earlier run on this host whose process is gone. Its pid may equal ours (an agent
+          // restarted in a container is pid 1 again): no other live process can hold our pid.
+          const sameHostDead = other.hostname === os.hostname() && (other.pid === process.pid || !processAlive(other.pid))
           if (!sameHostDead) {
             throw new UsageError(
               `another agent is already running as node ${this.node} (pid ${other.pid} on ${other.hostname}, started ${other.startedAt})`,
@@ -223,10 +250,28 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
 
   /** Records this node left in etcd (an earlier run, or this run before a lease loss). */
   private async loadOwnRecords(): Promise<void> {
-    const listing = await this.registry.listInstances()
-    for (const entry of listing.entries) {
-      const record = entry.value
-      if (record.node === this.node && record.source === 'docker') this.applied.set(entry.key, record)
+    // Knowing them lets a takeover keep each record as it is (registeredAt, health) instead of
+    // writing it anew. Worth a few retries, not a failed start: the first resync's read-back
+    // fixes whatever is left, so after a few tries the agent goes on without them.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const listing = await this.registry.listInstances()
+        for (const entry of listing.entries) {
+          const record = entry.value
+          if (record.node === this.node && record.source === 'docker') this.applied.set(entry.key, record)
+        }
+        if (attempt > 0) this.emitEvent({ type: 'etcd.connected', endpoints: this.config.etcd.endpoints })
+        return
+      } catch (error) {
+        const { cause } = describeCause((error as { cause?: unknown }).cause ?? error)
+        if (attempt >= 4 || this.stopped) {
+          this.emitEvent({ type: 'error', message: `reading this node's earlier records failed (${cause}); the first resync settles them` })
+          return
+        }
+        const retryInMs = backoffMs(attempt, 250, 2_000)
+        this.emitEvent({ type: 'etcd.disconnected', endpoints: this.config.etcd.endpoints, error: cause, retryInMs })
+        await delay(retryInMs)
+      }
     }
   }
 
@@ -291,38 +336,41 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
 
   private onDockerEvent(event: ContainerEvent): void {
     if (this.stopped) return
-    this.emitEvent({ type: 'docker.event', action: event.rawAction, container: event.attributes.name ?? event.containerId.slice(0, 12) })
-    const entry = this.containers.get(event.containerId)
+    const receivedAt = performance.now()
+    const id = event.containerId
+    // Network events name the network, not the container.
+    const network = event.action === 'connect' || event.action === 'disconnect'
+    this.emitEvent({ type: 'docker.event', action: event.rawAction, container: (!network && event.attributes.name) || id.slice(0, 12) })
     if (event.action === 'kill' && TERMINATING_SIGNALS.has(event.attributes.signal ?? '')) {
       // Drain: withdraw before the process exits, so consumers stop routing to it.
-      if (entry && !entry.draining) {
-        entry.draining = true
-        void this.enqueue(event.containerId, event)
-      }
-      return
+      if (!this.draining.has(id)) this.draining.set(id, { startedAt: this.containers.get(id)?.startedAt })
+    } else if (event.action === 'start' || event.action === 'restart') {
+      this.draining.delete(id)
     }
-    if (entry && (event.action === 'start' || event.action === 'restart' || event.action === 'die' || event.action === 'destroy' || event.action === 'unpause')) {
-      entry.draining = false
-    }
-    void this.enqueue(event.containerId, event)
+    void this.enqueue(id, receivedAt)
   }
 
-  /** One worker per container: events arriving while it runs collapse into one more pass. */
-  private enqueue(containerId: string, event?: ContainerEvent): Promise<void> {
+  /**
+   * Runs a pass for the container now, or once more right after the pass in progress. All work
+   * on one container (events and resyncs alike) goes through here, so passes never overlap and a
+   * slow pass can't overwrite a fresher one.
+   */
+  private enqueue(containerId: string, eventAt?: number): Promise<void> {
     const current = this.work.get(containerId)
     if (current) {
+      if (!current.again) current.pendingSince = eventAt
+      else current.pendingSince ??= eventAt
       current.again = true
-      current.event = event ?? current.event
       return current.running
     }
-    const slot = { running: Promise.resolve(), again: false, event, startedAt: performance.now() }
+    const slot: WorkSlot = { running: Promise.resolve(), again: false, pendingSince: eventAt }
     slot.running = (async () => {
       try {
         do {
           slot.again = false
-          const startedAt = slot.startedAt
-          slot.startedAt = performance.now()
-          await this.processContainer(containerId, startedAt)
+          const since = slot.pendingSince
+          slot.pendingSince = undefined
+          await this.processContainer(containerId, since)
         } while (slot.again && !this.stopped)
       } catch (error) {
         this.emitEvent({ type: 'error', message: `container ${containerId.slice(0, 12)}: ${(error as Error).message}` })
@@ -334,19 +382,39 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
     return slot.running
   }
 
-  private async processContainer(containerId: string, startedAt: number): Promise<void> {
+  /** One pass: what Docker says about the container now → its instances in etcd. */
+  private async processContainer(containerId: string, since?: number): Promise<void> {
     const entry = this.containers.get(containerId)
-    let snapshot: ContainerSnapshot | undefined
-    if (!entry?.draining) {
-      try {
-        snapshot = await this.source.inspect(containerId)
-      } catch (error) {
-        this.emitEvent({ type: 'error', message: `inspecting ${containerId.slice(0, 12)}: ${(error as Error).message}` })
-        return // Docker trouble: the resync after reconnect settles it
-      }
+    const drain = this.draining.get(containerId)
+    if (drain && entry && entry.keys.size > 0) {
+      // The drain path skips the inspection: removal is what is wanted, at once.
+      await this.applyContainer(containerId, undefined, [], 'draining: container is stopping', since)
+      return
     }
-    const wanted = snapshot ? this.buildInstances(snapshot) : []
-    await this.applyContainer(containerId, snapshot, wanted, startedAt)
+    let inspected: InspectedContainer | undefined
+    try {
+      inspected = await this.source.inspect(containerId)
+    } catch (error) {
+      this.emitEvent({ type: 'error', message: `inspecting ${containerId.slice(0, 12)}: ${(error as Error).message}` })
+      return // Docker trouble, not an answer: keep what is registered; the resync after reconnect settles it
+    }
+    const snapshot = inspected?.snapshot
+    if (drain) {
+      drain.startedAt ??= inspected?.startedAt
+      const sameRun = inspected !== undefined && inspected.snapshot.state.running && inspected.startedAt === drain.startedAt
+      if (!sameRun) this.draining.delete(containerId)
+    }
+    const draining = this.draining.has(containerId)
+    if (!snapshot) this.reportedProblems.delete(containerId)
+    const wanted = snapshot && !draining ? this.buildInstances(snapshot) : []
+    const reason = draining
+      ? 'draining: container is stopping'
+      : !snapshot
+        ? 'container gone'
+        : !snapshot.state.running || snapshot.state.restarting
+          ? `container ${snapshot.state.status || 'stopped'}`
+          : 'port no longer registered'
+    await this.applyContainer(containerId, inspected, wanted, reason, since)
   }
 
   private buildInstances(snapshot: ContainerSnapshot): { instance: DesiredInstance; paused: boolean }[] {
@@ -354,24 +422,37 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
     // A paused container stays listed but critical (Docker keeps reporting its last health).
     const view = paused ? { ...snapshot, state: { ...snapshot.state, paused: false, running: true } } : snapshot
     const result = containerToInstances(view, this.buildOptions)
-    for (const problem of result.problems) this.emitEvent({ type: 'container.problem', ...problem })
+    this.reportProblems(snapshot.id, result.problems)
     return result.instances.map((instance) => ({ instance, paused }))
+  }
+
+  /** Reports each label problem once per container run: a resync that finds the same ones stays quiet. */
+  private reportProblems(containerId: string, problems: LabelProblem[]): void {
+    const before = this.reportedProblems.get(containerId)
+    const now = new Set<string>()
+    for (const problem of problems) {
+      const signature = `${problem.label}\u0000${problem.value}\u0000${problem.reason}`
+      now.add(signature)
+      if (!before?.has(signature)) this.emitEvent({ type: 'container.problem', ...problem })
+    }
+    if (now.size > 0) this.reportedProblems.set(containerId, now)
+    else this.reportedProblems.delete(containerId)
   }
 
   private async applyContainer(
     containerId: string,
-    snapshot: ContainerSnapshot | undefined,
+    inspected: InspectedContainer | undefined,
     wanted: { instance: DesiredInstance; paused: boolean }[],
-    startedAt = performance.now(),
-  ): Promise<{ written: number; removed: number }> {
+    removalReason: string,
+    since?: number,
+  ): Promise<void> {
+    const snapshot = inspected?.snapshot
     let entry = this.containers.get(containerId)
     if (!entry && wanted.length > 0) {
-      entry = { name: snapshot?.name ?? containerId, keys: new Set(), draining: false }
+      entry = { name: snapshot?.name ?? containerId, keys: new Set(), startedAt: inspected?.startedAt ?? '' }
       this.containers.set(containerId, entry)
     }
     const nextKeys = new Set<string>()
-    let written = 0
-    let removed = 0
     const writes: Promise<void>[] = []
     for (const { instance, paused } of wanted) {
       const key = instanceKey(this.config.prefix, instance.service, instance.id)
@@ -380,23 +461,21 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
       this.syncCheck(key, instance, paused)
       if (this.deregisteredCritical.has(key)) continue
       const record = this.recordFor(key, instance, snapshot, paused)
-      if (record) {
-        written++
-        writes.push(this.writeRecord(key, record, startedAt))
-      }
+      if (record) writes.push(this.writeRecord(key, record, since))
     }
     for (const key of entry?.keys ?? []) {
       if (nextKeys.has(key)) continue
-      removed++
-      writes.push(this.removeKey(key, entry?.draining ? 'draining: container is stopping' : snapshot ? 'port no longer registered' : 'container gone', startedAt))
+      writes.push(this.removeKey(key, removalReason, since))
     }
     await Promise.all(writes)
     if (entry) {
       entry.keys = nextKeys
-      if (snapshot) entry.name = snapshot.name
-      if (nextKeys.size === 0 && !entry.draining) this.containers.delete(containerId)
+      if (inspected) {
+        entry.name = inspected.snapshot.name
+        entry.startedAt = inspected.startedAt
+      }
+      if (nextKeys.size === 0) this.containers.delete(containerId)
     }
-    return { written, removed }
   }
 
   /** The record to write for `key`, or undefined when etcd already holds the same content. */
@@ -509,6 +588,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
   private async writeRecord(key: string, record: InstanceRecord, startedAt?: number): Promise<void> {
     const previous = this.applied.get(key)
     this.applied.set(key, record)
+    this.putsInFlight.set(key, (this.putsInFlight.get(key) ?? 0) + 1)
     try {
       await this.lease.put(key, JSON.stringify(record))
     } catch (error) {
@@ -517,7 +597,13 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
       if (!previous) this.applied.delete(key)
       this.onEtcdError(error)
       return
+    } finally {
+      const left = this.putsInFlight.get(key)! - 1
+      if (left > 0) this.putsInFlight.set(key, left)
+      else this.putsInFlight.delete(key)
+      this.putDoneSeq.set(key, ++this.putSeq)
     }
+    this.tally.written++
     const latencyMs = startedAt === undefined ? undefined : Math.round((performance.now() - startedAt) * 100) / 100
     if (!previous) this.emitEvent({ type: 'instance.registered', instance: record, latencyMs })
     else if (previous.health.status !== record.health.status || !sameContent({ ...previous, health: record.health }, record)) {
@@ -528,6 +614,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
   private async removeKey(key: string, reason: string, startedAt?: number): Promise<void> {
     const previous = this.applied.get(key)
     this.applied.delete(key)
+    this.putDoneSeq.delete(key)
     const desired = this.desired.get(key)
     if (!this.deregisteredCritical.has(key)) {
       this.desired.delete(key)
@@ -540,6 +627,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
       this.onEtcdError(error)
       return
     }
+    this.tally.removed++
     const service = previous?.service ?? desired?.instance.service ?? key.split('/').at(-2) ?? ''
     const id = previous?.id ?? desired?.instance.id ?? key.split('/').at(-1) ?? ''
     const latencyMs = startedAt === undefined ? undefined : Math.round((performance.now() - startedAt) * 100) / 100
@@ -579,62 +667,38 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
   }
 
   /**
-   * Level-triggered truth: every running container is inspected and applied; containers that
-   * are gone are removed; and etcd is read back so that any record of this node that nothing
+   * Level-triggered truth: every running container (and every one this agent knows of) gets a
+   * pass through its worker, and etcd is read back so that any record of this node that nothing
    * backs (an old lease, a missed event, someone's manual delete) is fixed.
    */
   private async resync(): Promise<void> {
     const started = performance.now()
-    const ids = await this.source.listRunningIds()
-    const snapshots = new Map<string, ContainerSnapshot | undefined>()
-    for (let i = 0; i < ids.length; i += INSPECT_CONCURRENCY) {
-      const batch = ids.slice(i, i + INSPECT_CONCURRENCY)
-      const results = await Promise.all(batch.map((id) => this.source.inspect(id).catch(() => undefined)))
-      batch.forEach((id, n) => snapshots.set(id, results[n]))
+    const before = { ...this.tally }
+    const running = await this.source.listRunningIds()
+    const targets = [...new Set([...running, ...this.containers.keys(), ...this.draining.keys(), ...this.reportedProblems.keys()])]
+    for (let i = 0; i < targets.length && !this.stopped; i += INSPECT_CONCURRENCY) {
+      await Promise.all(targets.slice(i, i + INSPECT_CONCURRENCY).map((id) => this.enqueue(id)))
     }
-    let written = 0
-    let removed = 0
-    const desiredKeys = new Set<string>()
-    for (const [id, snapshot] of snapshots) {
-      if (this.work.has(id)) {
-        // An event is being handled for it right now; that pass is fresher than this one.
-        for (const key of this.containers.get(id)?.keys ?? []) desiredKeys.add(key)
-        continue
-      }
-      const draining = this.containers.get(id)?.draining
-      const wanted = snapshot && !draining ? this.buildInstances(snapshot) : []
-      const result = await this.applyContainer(id, snapshot, wanted)
-      written += result.written
-      removed += result.removed
-      for (const key of this.containers.get(id)?.keys ?? []) desiredKeys.add(key)
-    }
-    for (const id of [...this.containers.keys()]) {
-      if (snapshots.has(id) || this.work.has(id)) continue
-      const result = await this.applyContainer(id, undefined, [])
-      removed += result.removed
-    }
-    // Read etcd back: put what is missing or different, delete what nothing backs.
+    if (this.stopped) return
+    // Read etcd back: delete what nothing backs, put what is missing or different.
+    const seqAtListing = this.putSeq
     const listing = await this.registry.listInstances()
-    const inEtcd = new Map<string, InstanceRecord>()
+    const inEtcd = new Map<string, MirrorEntry<InstanceRecord>>()
     for (const entry of listing.entries) {
-      if (entry.value.node === this.node && entry.value.source === 'docker') inEtcd.set(entry.key, entry.value)
+      if (entry.value.node === this.node && entry.value.source === 'docker') inEtcd.set(entry.key, entry)
     }
-    for (const [key, record] of inEtcd) {
-      if (desiredKeys.has(key) || this.deregisteredCritical.has(key)) continue
-      if ([...this.work.keys()].some((id) => this.containers.get(id)?.keys.has(key))) continue
-      this.applied.set(key, record)
-      removed++
-      await this.removeKey(key, 'no running container backs it')
+    for (const [key, entry] of inEtcd) {
+      // `desired` is read now, not before the listing: a pass that registered a container meanwhile is respected.
+      if (this.desired.has(key) || this.deregisteredCritical.has(key)) continue
+      await this.removeUnbacked(key, entry)
     }
-    for (const key of desiredKeys) {
+    for (const key of [...this.desired.keys()]) {
       if (this.deregisteredCritical.has(key)) continue
+      // Put by a pass since the listing was read (or being put now): the listing can't judge it.
+      if (this.putsInFlight.has(key) || (this.putDoneSeq.get(key) ?? 0) > seqAtListing) continue
       const mine = this.applied.get(key)
       const theirs = inEtcd.get(key)
-      const leaseOk = listing.entries.find((e) => e.key === key)?.lease === this.lease.id
-      if (mine && (!theirs || !sameContent(mine, theirs) || !leaseOk)) {
-        written++
-        await this.writeRecord(key, mine)
-      }
+      if (mine && (!theirs || !sameContent(mine, theirs.value) || theirs.lease !== this.lease.id)) await this.writeRecord(key, mine)
     }
     if (this.previousLease) {
       await this.revokeLease(this.previousLease)
@@ -642,12 +706,29 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
     }
     this.emitEvent({
       type: 'resync',
-      containers: snapshots.size,
-      instances: desiredKeys.size,
-      written,
-      removed,
+      containers: running.length,
+      instances: this.desired.size,
+      written: this.tally.written - before.written,
+      removed: this.tally.removed - before.removed,
       durationMs: Math.round(performance.now() - started),
     })
+  }
+
+  /** Deletes a record of this node that no container backs, unless it was written again since it was read. */
+  private async removeUnbacked(key: string, entry: MirrorEntry<InstanceRecord>): Promise<void> {
+    this.applied.delete(key)
+    this.putDoneSeq.delete(key)
+    this.lease.forget(key)
+    const client = this.registry.client
+    try {
+      const result = await client.if(key, 'Mod', '==', entry.modRevision).then(client.delete().key(key)).commit()
+      if (!result.succeeded) return
+    } catch (error) {
+      this.onEtcdError(error)
+      return
+    }
+    this.tally.removed++
+    this.emitEvent({ type: 'instance.removed', service: entry.value.service, id: entry.value.id, reason: 'no running container backs it' })
   }
 
   private emitEvent(event: AgentEvent): void {

@@ -8,6 +8,11 @@ export type AgentEvent =
   | { type: 'agent.started'; node: string; lease: string; docker: string; etcd: string[] }
   | { type: 'agent.stopping'; reason: string }
   | { type: 'agent.stopped' }
+  /**
+   * `latencyMs`: from the first Docker event of this change reaching the agent to etcd acknowledging
+   * the write (it includes waiting for dockerd: an inspection waits while a container is still
+   * starting). Absent for writes of a resync or a health change.
+   */
   | { type: 'instance.registered'; instance: InstanceRecord; latencyMs?: number }
   | { type: 'instance.updated'; instance: InstanceRecord }
   | { type: 'instance.removed'; service: string; id: string; reason: string; latencyMs?: number }

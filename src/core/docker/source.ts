@@ -15,6 +15,13 @@ export interface ContainerEvent {
   timeNano: bigint
 }
 
+/** One inspection: the normalised snapshot plus what tells one run of the container from the next. */
+export interface InspectedContainer {
+  snapshot: ContainerSnapshot
+  /** State.StartedAt: changes whenever the container (re)starts, also when no event said so. */
+  startedAt: string
+}
+
 export interface DockerSourceEvents {
   event: [ContainerEvent]
   /** The event stream is (re)connected; a full resync must follow (the agent runs it). */
@@ -65,10 +72,12 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     return containers.map((c) => c.Id)
   }
 
-  /** The container's snapshot, or undefined when it no longer exists. */
-  async inspect(containerId: string): Promise<ContainerSnapshot | undefined> {
+  /** The container's snapshot, or undefined when it no longer exists; other Docker errors throw. */
+  async inspect(containerId: string): Promise<InspectedContainer | undefined> {
     try {
-      return snapshotFromInspect(await this.docker.getContainer(containerId).inspect())
+      const raw = await this.docker.getContainer(containerId).inspect()
+      const startedAt = typeof raw.State?.StartedAt === 'string' ? raw.State.StartedAt : ''
+      return { snapshot: snapshotFromInspect(raw), startedAt }
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined
       throw error
