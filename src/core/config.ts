@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml'
+import { createRequire } from 'node:module'
+import type { Node as YamlNode } from 'yaml'
 import { parseDuration } from './duration.js'
 import { UsageError, isDiscoveryError } from './errors.js'
 import { assertAddress, assertNodeName, assertPort, assertPrefix, clip } from './validate.js'
@@ -409,7 +410,10 @@ function loadConfigFile(
     const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message
     throw new UsageError(`config file ${file} cannot be read (${reason})`, { hint: 'check the path and its permissions' })
   }
-  const doc = parseDocument(text)
+  // The YAML parser loads only when there is a file to read: most runs have none (cold start).
+  const yaml = createRequire(import.meta.url)('yaml') as typeof import('yaml')
+  const { isMap, isScalar, isSeq } = yaml
+  const doc = yaml.parseDocument(text)
   if (doc.errors.length > 0) {
     // The first line holds the reason and `at line L, column C`; the rest is a source excerpt.
     const reason = doc.errors[0].message
@@ -435,7 +439,7 @@ function loadConfigFile(
         hint: suggestion ? `did you mean '${suggestion}'?` : `known keys: ${SETTINGS.map((s) => s.flag).join(', ')}`,
       })
     }
-    const value = yamlValue(pair.value as YamlNode | null)
+    const value = yamlValue(yaml, pair.value as YamlNode | null)
     if (value === undefined) continue
     // Validate now, naming the file and key, even for settings the running command does not use.
     coerce(def, { value, from: fileSource(file, key) })
@@ -449,14 +453,15 @@ function loadConfigFile(
  * number 123; an empty value (`key:` or `key: ~`) counts as not set. Mappings stay objects
  * and are rejected by the setting's type check.
  */
-function yamlValue(node: YamlNode | null): unknown {
+function yamlValue(yaml: typeof import('yaml'), node: YamlNode | null): unknown {
+  const { isScalar, isSeq } = yaml
   if (node === null || node === undefined) return undefined
   if (isScalar(node)) {
     if (node.value === null || node.value === undefined) return undefined
     if (typeof node.value === 'string') return node.value
     return typeof node.source === 'string' ? node.source : String(node.value)
   }
-  if (isSeq(node)) return node.items.map((item) => yamlValue(item as YamlNode | null) ?? '')
+  if (isSeq(node)) return node.items.map((item) => yamlValue(yaml, item as YamlNode | null) ?? '')
   return node.toJSON()
 }
 
