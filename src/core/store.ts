@@ -56,6 +56,8 @@ const SILENT: ReadonlySet<AgentEvent['type']> = new Set(['check.result', 'docker
 export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }> {
   private state: AgentState
   private readonly instances = new Map<string, InstanceRecord>()
+  /** This agent's instances as its own events last reported them, by service/id. */
+  private readonly reported = new Map<string, InstanceRecord>()
   private instancesDirty = false
   private dirty = false
   private timer?: NodeJS.Timeout
@@ -96,6 +98,7 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
   apply(event: AgentEvent): void {
     this.emit('event', event)
     if (SILENT.has(event.type)) return
+    if (this.restatesHealthChange(event)) return
     const s = this.state
     const patch: Partial<AgentState> = {}
     switch (event.type) {
@@ -115,9 +118,12 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
       case 'lease.lost':
         patch.etcd = { connected: false, detail: `lease lost: ${event.reason}` }
         break
-      case 'leader.changed':
-        patch.leader = event.leader && event.term ? { node: event.leader, term: event.term, since: this.now().toISOString(), self: event.self } : null
+      case 'leader.changed': {
+        // The same leader and term reported again keeps its "since": it has led all along.
+        const same = s.leader && s.leader.node === event.leader && s.leader.term === event.term
+        patch.leader = event.leader && event.term ? { node: event.leader, term: event.term, since: same ? s.leader!.since : this.now().toISOString(), self: event.self } : null
         break
+      }
       case 'leader.acting':
         patch.acting = event.acting
         break
@@ -161,6 +167,30 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
     this.emit('change')
   }
 
+  /**
+   * An `instance.updated` whose record differs from the last one only in health restates the
+   * `health.changed` logged just before it: no second log line. Tracks this agent's records
+   * as its events report them (not the registry mirror, which may already hold the new one).
+   */
+  private restatesHealthChange(event: AgentEvent): boolean {
+    switch (event.type) {
+      case 'instance.registered':
+        this.reported.set(`${event.instance.service}/${event.instance.id}`, event.instance)
+        return false
+      case 'instance.updated': {
+        const key = `${event.instance.service}/${event.instance.id}`
+        const previous = this.reported.get(key)
+        this.reported.set(key, event.instance)
+        return previous !== undefined && previous.health.status !== event.instance.health.status && sameButHealth(previous, event.instance)
+      }
+      case 'instance.removed':
+        this.reported.delete(`${event.service}/${event.id}`)
+        return false
+      default:
+        return false
+    }
+  }
+
   private appendLog(event: AgentEvent): void {
     const level: LogEntry['level'] =
       event.type === 'error' || event.type === 'lease.lost' || event.type.endsWith('disconnected')
@@ -168,7 +198,7 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
         : event.type === 'container.problem' || event.type === 'election.trouble' || (event.type === 'health.changed' && event.to !== 'passing')
           ? 'warn'
           : 'info'
-    const entry: LogEntry = { id: this.nextLogId++, at: this.now().toISOString(), level, type: event.type, text: describeAgentEvent(event) }
+    const entry: LogEntry = { id: this.nextLogId++, at: this.now().toISOString(), level, type: event.type, text: describeAgentEvent(withShortIds(event, this.state.node)) }
     const log = this.state.log.length >= this.logLimit ? [...this.state.log.slice(this.state.log.length - this.logLimit + 1), entry] : [...this.state.log, entry]
     this.state = { ...this.state, log }
     this.dirty = true
@@ -183,4 +213,27 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
 
 function sortRecords(records: InstanceRecord[]): InstanceRecord[] {
   return records.sort((a, b) => (a.service === b.service ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.service < b.service ? -1 : 1))
+}
+
+function sameButHealth(a: InstanceRecord, b: InstanceRecord): boolean {
+  return JSON.stringify({ ...a, health: null, updatedAt: null }) === JSON.stringify({ ...b, health: null, updatedAt: null })
+}
+
+/**
+ * The event with this node's instance ids shortened as the TUI table shows them
+ * (`node:container:port` → `container:port`): the header already names the node, and an
+ * 80-column log line has no room to repeat it.
+ */
+function withShortIds(event: AgentEvent, node: string): AgentEvent {
+  const short = (id: string): string => (id.startsWith(`${node}:`) && id.length > node.length + 1 ? id.slice(node.length + 1) : id)
+  switch (event.type) {
+    case 'instance.registered':
+    case 'instance.updated':
+      return { ...event, instance: { ...event.instance, id: short(event.instance.id) } }
+    case 'instance.removed':
+    case 'health.changed':
+      return { ...event, id: short(event.id) }
+    default:
+      return event
+  }
 }

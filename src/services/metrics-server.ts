@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import { Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client'
 import type { AgentEvent } from '../core/agent/events.js'
+import { HEALTH_STATUSES } from '../core/model.js'
 import type { AgentStore } from '../core/store.js'
 
 export interface MetricsServer {
@@ -48,6 +49,10 @@ export async function startMetricsServer(store: AgentStore, options: { host: str
   const buildInfo = new Gauge({ name: 'discovery_build_info', help: 'Version of the running agent', labelNames: ['version'] as const, registers: [registry] })
   buildInfo.set({ version: options.version }, 1)
   isLeader.set(0)
+  // Known label values start at 0, so a dashboard or alert sees the series before the first event
+  // (rate() over a series that appears only with its first increment misses that increment).
+  for (const target of ['docker', 'etcd']) reconnects.inc({ target }, 0)
+  for (const status of HEALTH_STATUSES) checkDuration.zero({ status })
   void instances
 
   let etcdWasDown = false

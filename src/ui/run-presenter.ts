@@ -14,10 +14,16 @@ export interface Presenter {
  */
 export async function startPresenter(mode: OutputMode, store: AgentStore, theme: Theme, onQuit: () => void): Promise<Presenter> {
   if (mode === 'tty') {
-    const [{ render }, { createElement }, { App }] = await Promise.all([import('ink'), import('react'), import('./tui/App.js')])
-    const instance = render(createElement(App, { store, onQuit }), { exitOnCtrlC: false, maxFps: 10, patchConsole: true })
+    const [{ render }, { createElement }, { App }] = await withoutCiVariables(() => Promise.all([import('ink'), import('react'), import('./tui/App.js')]))
+    // A terminal rewraps what is on screen when it is resized, so Ink can no longer erase its
+    // previous frame line by line and would leave fragments behind: clear the screen first (this
+    // listener is added before Ink's, so it runs first); the TUI then reprints the recent log.
+    const clearOnResize = (): void => void process.stdout.write('\u001b[2J\u001b[H')
+    process.stdout.on('resize', clearOnResize)
+    const instance = render(createElement(App, { store, onQuit, color: theme.color }), { exitOnCtrlC: false, maxFps: 10, patchConsole: true })
     return {
       close: async () => {
+        process.stdout.off('resize', clearOnResize)
         store.flush()
         // Let the last frame (the "stopped" line) render before unmounting.
         await new Promise((resolve) => setTimeout(resolve, 150))
@@ -36,5 +42,26 @@ export async function startPresenter(mode: OutputMode, store: AgentStore, theme:
     close: async () => {
       store.off('event', listener)
     },
+  }
+}
+
+/**
+ * The output mode was decided once (output-mode.ts); Ink must not decide again. Ink reads CI
+ * through is-in-ci when it is first imported, and takes `CI=` (empty) or CONTINUOUS_INTEGRATION
+ * for CI, where it draws nothing live and prints the last frame only on exit: a blank TUI. So
+ * those variables are hidden while Ink loads, and put back.
+ */
+async function withoutCiVariables<T>(load: () => Promise<T>): Promise<T> {
+  const saved = new Map<string, string>()
+  for (const name of ['CI', 'CONTINUOUS_INTEGRATION']) {
+    const value = process.env[name]
+    if (value === undefined) continue
+    saved.set(name, value)
+    delete process.env[name]
+  }
+  try {
+    return await load()
+  } finally {
+    for (const [name, value] of saved) process.env[name] = value
   }
 }

@@ -1,37 +1,44 @@
-import { Box, Text } from 'ink'
+import { Box } from 'ink'
+import { useMemo } from 'react'
 import type { InstanceRecord } from '../../core/model.js'
 import { HEALTH_COLOR } from '../theme.js'
-import { cellText, fit, tableColumns } from './layout.js'
+import { cellText, fit, tableColumns, type Segment } from './layout.js'
+import { Line } from './Line.js'
 
 export interface InstanceTableProps {
+  /** Every instance that passes the filter; the table shows `rows` of them from `offset`. */
   instances: InstanceRecord[]
   width: number
   rows: number
   offset: number
   node: string
   now: number
+  /** Why the table is empty, when it is. */
+  empty: string
 }
 
-export const InstanceTable = ({ instances, width, rows, offset, node, now }: InstanceTableProps) => {
-  const columns = tableColumns(width)
+export const InstanceTable = ({ instances, width, rows, offset, node, now, empty }: InstanceTableProps) => {
+  // Sized to every shown instance, not just this page, so scrolling does not move the columns.
+  const columns = useMemo(() => tableColumns(width, instances, node), [width, instances, node])
   const page = instances.slice(offset, offset + rows)
   return (
-    <Box flexDirection="column" width={width}>
-      <Text bold>{columns.map((c) => fit(c.title, c.width)).join(' ')}</Text>
+    <Box flexDirection="column" width="100%">
+      <Line segments={[{ text: columns.map((c) => fit(c.title, c.width)).join(' ').trimEnd(), bold: true }]} width={width} />
       {page.length === 0 ? (
-        <Text dimColor>{fit('no instances (start a container with a published port, or press h / clear the filter)', width)}</Text>
+        <Line segments={[{ text: empty, dim: true }]} width={width} />
       ) : (
         page.map((record) => (
-          <Text key={`${record.service}/${record.id}`}>
-            {columns.map((c, i) => {
-              const text = fit(cellText(record, c.key, now), c.width)
-              const sep = i === columns.length - 1 ? '' : ' '
-              if (c.key === 'health') return <Text key={c.key} color={HEALTH_COLOR[record.health.status]}>{text + sep}</Text>
-              if (c.key === 'id' && record.node === node) return <Text key={c.key} bold>{text + sep}</Text>
-              if (c.key === 'output' || c.key === 'age') return <Text key={c.key} dimColor>{text + sep}</Text>
-              return <Text key={c.key}>{text + sep}</Text>
+          <Line
+            key={`${record.service}/${record.id}`}
+            width={width}
+            segments={columns.map((c, i): Segment => {
+              const text = fit(cellText(record, c.key, now), c.width) + (i === columns.length - 1 ? '' : ' ')
+              if (c.key === 'health') return { text, color: HEALTH_COLOR[record.health.status] }
+              if (c.key === 'instance') return { text, bold: record.node === node }
+              if (c.key === 'output' || c.key === 'age' || c.key === 'node') return { text, dim: true }
+              return { text }
             })}
-          </Text>
+          />
         ))
       )}
     </Box>

@@ -13,42 +13,93 @@ export function visibleInstances(instances: InstanceRecord[], view: ViewOptions)
   return instances.filter((r) => {
     if (view.healthyOnly && !isHealthy(r)) return false
     if (!needle) return true
-    return [r.service, r.id, r.node, formatAddress(r), r.tags.join(','), r.health.status].some((field) => field.toLowerCase().includes(needle))
+    return [r.service, r.id, r.node, formatAddress(r), r.tags.join(','), r.health.status, r.container?.name ?? ''].some((field) =>
+      field.toLowerCase().includes(needle),
+    )
   })
 }
 
+export type ColumnKey = 'service' | 'instance' | 'node' | 'address' | 'health' | 'output' | 'age'
+
 export interface Column {
-  key: 'service' | 'id' | 'address' | 'health' | 'output' | 'age'
+  key: ColumnKey
   title: string
   width: number
 }
 
-/** Column widths that add up to exactly `width` (one space between columns). */
-export function tableColumns(width: number): Column[] {
-  const fixed = { health: 8, age: 4 }
-  const gaps = 5
-  const flexible = Math.max(20, width - fixed.health - fixed.age - gaps)
-  // Shares of the flexible space: service, id, address, output.
-  const service = Math.max(7, Math.floor(flexible * 0.18))
-  const address = Math.max(9, Math.min(23, Math.floor(flexible * 0.25)))
-  const id = Math.max(6, Math.floor(flexible * 0.27))
-  const output = Math.max(4, flexible - service - address - id)
-  return [
-    { key: 'service', title: 'SERVICE', width: service },
-    { key: 'id', title: 'ID', width: id },
-    { key: 'address', title: 'ADDRESS', width: address },
-    { key: 'health', title: 'HEALTH', width: fixed.health },
-    { key: 'output', title: 'CHECK', width: output },
-    { key: 'age', title: 'AGE', width: fixed.age },
-  ]
+const TITLE: Record<ColumnKey, string> = {
+  service: 'SERVICE',
+  instance: 'INSTANCE',
+  node: 'NODE',
+  address: 'ADDRESS',
+  health: 'HEALTH',
+  output: 'CHECK',
+  age: 'AGE',
+}
+/** Narrowest a column may get before it is dropped. */
+const HARD_MIN: Record<ColumnKey, number> = { service: 7, instance: 10, node: 6, address: 9, health: 8, output: 10, age: 4 }
+/** Narrowest a column gets while others can still give way. */
+const SOFT_MIN: Record<ColumnKey, number> = { service: 10, instance: 18, node: 10, address: 15, health: 8, output: 14, age: 4 }
+/** Widest a column gets from its content; the check output takes whatever room is left. */
+const MAX: Record<ColumnKey, number> = { service: 28, instance: 44, node: 20, address: 28, health: 8, output: Number.POSITIVE_INFINITY, age: 4 }
+/** Columns that give way when the terminal is narrow (ties: first listed first), and those dropped when even that is not enough. */
+const SHRINK_ORDER: ColumnKey[] = ['output', 'instance', 'service', 'node', 'address']
+const DROP_ORDER: ColumnKey[] = ['node', 'output', 'age']
+/** From this width on the table has a NODE column, when some instance runs on another node. */
+export const NODE_COLUMN_WIDTH = 110
+
+/**
+ * Column widths that add up to exactly `width` (one space between columns), sized to the
+ * content of `records` (all shown records, not one page, so scrolling does not move columns):
+ * a narrow terminal squeezes the widest of check output, instance and service names first,
+ * the address only when those are at their floor, and drops columns only below ~60 columns.
+ */
+export function tableColumns(width: number, records: InstanceRecord[] = [], localNode?: string): Column[] {
+  // The node column only says something when some row runs elsewhere (the header names this node).
+  const nodeColumn = width >= NODE_COLUMN_WIDTH && (localNode === undefined || records.some((r) => r.node !== localNode))
+  let keys: ColumnKey[] = ['service', 'instance', ...(nodeColumn ? (['node'] as const) : []), 'address', 'health', 'output', 'age']
+  const natural = (key: ColumnKey): number => {
+    if (key === 'health' || key === 'age') return HARD_MIN[key]
+    const content = records.reduce((widest, r) => Math.max(widest, displayWidth(cellText(r, key, 0))), 0)
+    return Math.min(MAX[key], Math.max(HARD_MIN[key], TITLE[key].length, content))
+  }
+  const widths = new Map<ColumnKey, number>(keys.map((k) => [k, natural(k)]))
+  const total = () => keys.reduce((sum, k) => sum + widths.get(k)!, 0) + keys.length - 1
+  // Water-filling: the widest column that may still give way loses a column at a time,
+  // so a narrow terminal squeezes long names and outputs evenly, down to a floor.
+  const shrink = (floor: Record<ColumnKey, number>, order: ColumnKey[]) => {
+    for (let excess = total() - width; excess > 0; excess -= 1) {
+      const candidates = order.filter((k) => keys.includes(k) && widths.get(k)! > floor[k])
+      if (candidates.length === 0) return
+      const widest = candidates.reduce((a, b) => (widths.get(b)! > widths.get(a)! ? b : a))
+      widths.set(widest, widths.get(widest)! - 1)
+    }
+  }
+  shrink(SOFT_MIN, SHRINK_ORDER.filter((k) => k !== 'address'))
+  shrink(HARD_MIN, SHRINK_ORDER)
+  for (const key of DROP_ORDER) {
+    if (total() <= width) break
+    keys = keys.filter((k) => k !== key)
+  }
+  // What is left over goes to the check output (or, without it, the instance column).
+  const grow = keys.includes('output') ? 'output' : 'instance'
+  widths.set(grow, Math.max(1, widths.get(grow)! + width - total()))
+  return keys.map((key) => ({ key, title: TITLE[key], width: widths.get(key)! }))
 }
 
-export function cellText(record: InstanceRecord, key: Column['key'], now: number): string {
+/** The instance id without its node prefix (`node:container:port` → `container:port`): the node has its own column, and bold marks this node's rows. */
+export function instanceLabel(record: Pick<InstanceRecord, 'id' | 'node'>): string {
+  return record.id.startsWith(`${record.node}:`) && record.id.length > record.node.length + 1 ? record.id.slice(record.node.length + 1) : record.id
+}
+
+export function cellText(record: InstanceRecord, key: ColumnKey, now: number): string {
   switch (key) {
     case 'service':
       return record.service
-    case 'id':
-      return record.id
+    case 'instance':
+      return instanceLabel(record)
+    case 'node':
+      return record.node
     case 'address':
       return formatAddress(record)
     case 'health':
@@ -60,15 +111,71 @@ export function cellText(record: InstanceRecord, key: Column['key'], now: number
   }
 }
 
-/** Exactly `width` characters: cut with an ellipsis, or padded. Control characters never reach the screen. */
-export function fit(text: string, width: number): string {
-  const clean = text.replace(/[\u0000-\u001f\u007f]/g, ' ')
-  if (width <= 0) return ''
-  if (clean.length > width) return width === 1 ? '…' : `${clean.slice(0, width - 1)}…`
-  return clean.padEnd(width)
+const WIDE =
+  /[\u1100-\u115F\u2E80-\u303E\u3041-\u33FF\u3400-\u4DBF\u4E00-\u9FFF\uA000-\uA4CF\uAC00-\uD7A3\uF900-\uFAFF\uFE30-\uFE4F\uFF00-\uFF60\uFFE0-\uFFE6\u{1F300}-\u{1F64F}\u{1F900}-\u{1F9FF}\u{20000}-\u{3FFFD}]/u
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/
+const ZERO_WIDTH = /^(?:\p{Mn}|\p{Me}|\p{Cf}|\p{Variation_Selector})$/u
+
+/** Terminal columns a string takes: East Asian wide characters and emoji take two, combining marks none. */
+export function displayWidth(text: string): number {
+  if (PRINTABLE_ASCII.test(text)) return text.length
+  let width = 0
+  for (const char of text) width += ZERO_WIDTH.test(char) ? 0 : WIDE.test(char) ? 2 : 1
+  return width
 }
 
-/** Rows the table may use: the terminal minus header (2), table header (1), summary (1), keys (1), spare (1). */
-export function tableRows(terminalRows: number): number {
-  return Math.max(1, terminalRows - 6)
+/** Exactly `width` terminal columns: cut with an ellipsis, or padded. Control characters never reach the screen. */
+export function fit(text: string, width: number): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+  if (width <= 0) return ''
+  const have = displayWidth(clean)
+  if (have <= width) return clean + ' '.repeat(width - have)
+  let out = ''
+  let used = 0
+  for (const char of clean) {
+    const w = ZERO_WIDTH.test(char) ? 0 : WIDE.test(char) ? 2 : 1
+    if (used + w > width - 1) break
+    out += char
+    used += w
+  }
+  return `${out}…${' '.repeat(width - 1 - used)}`
+}
+
+/** The live region: header (2), table header (1), summary (1), keys (1). */
+export const CHROME_ROWS = 5
+
+/**
+ * Rows the table may use so that the live region stays shorter than the terminal (Ink
+ * redraws the whole screen, scrollback included, when it does not): the chrome, one spare
+ * line, and `extra` lines (the help).
+ */
+export function tableRows(terminalRows: number, extra = 0): number {
+  return Math.max(1, terminalRows - CHROME_ROWS - 1 - extra)
+}
+
+/** A run of text with one style; lines are built from these so they can be cut to the terminal width as a whole. */
+export interface Segment {
+  text: string
+  color?: string
+  bold?: boolean
+  dim?: boolean
+}
+
+export const segmentsWidth = (segments: Segment[]): number => segments.reduce((sum, s) => sum + displayWidth(s.text), 0)
+
+/** The segments cut to at most `width` columns, the last one that does not fit ending in an ellipsis. */
+export function fitSegments(segments: Segment[], width: number): Segment[] {
+  const out: Segment[] = []
+  let room = width
+  for (const segment of segments) {
+    const w = displayWidth(segment.text)
+    if (w <= room) {
+      out.push(segment)
+      room -= w
+      continue
+    }
+    if (room > 0) out.push({ ...segment, text: fit(segment.text, room).trimEnd() })
+    break
+  }
+  return out
 }

@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, readFileSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { BIN, cliEnv, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
+import { testEnv } from '../support/env.js'
+import { docker, shellQuote, TmuxSession } from '../support/tmux.js'
+
+/**
+ * `watch` in a real terminal (tmux, 80×24) against the real dockerd and the 3-member etcd.
+ * Other tests run containers on the same dockerd at the same time and this agent registers
+ * them too (default exposure), so the TUI is filtered to this file's tag and every assertion
+ * looks only at this file's rows.
+ */
+const env = testEnv()
+// Containers and node get different tags, so filtering by the containers' tag does not match every row by its node.
+const tag = randomBytes(3).toString('hex')
+const prefix = uniquePrefix('tui')
+const node = `tui-${randomBytes(3).toString('hex')}`
+const exitFile = path.join(os.tmpdir(), `discovery-tui-${tag}.exit`)
+const label = `discovery-test-tui=${tag}`
+const name = (short: string) => `t${short}-${tag}`
+let term: TmuxSession
+
+async function run(short: string, extra: string[] = []): Promise<string> {
+  return docker(['run', '-d', '--pull', 'never', '--name', name(short), '-l', label, '-p', '127.0.0.1::80', '--stop-timeout', '1', ...extra, env.image])
+}
+
+/** The visible screen; fails when it still has lines the terminal had to wrap. */
+async function screen(columns = 80): Promise<string> {
+  const joined = await term.capture(true)
+  for (const line of joined.split('\n')) expect(line.length, `a line wider than ${columns} columns: "${line}"`).toBeLessThanOrEqual(columns)
+  return term.capture()
+}
+
+/** The table row of one of this file's containers on the current screen (below the last header). */
+async function row(short: string): Promise<string | undefined> {
+  const lines = (await screen()).split('\n')
+  const live = lines.slice(lines.findLastIndex((l) => l.startsWith('discovery-agent · ')))
+  return live.find((l) => l.includes(`${name(short)}:80`))
+}
+
+/** Polls the screen until `check` passes; on timeout the error shows the last screen. */
+async function waitForScreen(what: string, check: (text: string) => boolean, timeoutMs = 30_000): Promise<string> {
+  let last = ''
+  try {
+    return await waitFor(async () => {
+      last = await screen()
+      return check(last) ? last : undefined
+    }, timeoutMs, what, 200)
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; the screen was:\n${last}`)
+  }
+}
+
+const waitForRow = async (short: string, what: string, check: (line: string | undefined) => boolean, timeoutMs = 30_000): Promise<string> => {
+  let found: string | undefined
+  await waitForScreen(what, () => true, 1) // fails fast with the screen when it has wrapped lines
+  await waitForScreen(what, (text) => {
+    const lines = text.split('\n')
+    found = lines.slice(lines.findLastIndex((l) => l.startsWith('discovery-agent · '))).find((l) => l.includes(`${name(short)}:80`))
+    return check(found)
+  }, timeoutMs)
+  return found ?? 'gone'
+}
+
+beforeAll(async () => {
+  // Given a container running before the agent starts (the image is local: nothing is pulled)
+  await run('before')
+  const command = [
+    process.execPath, BIN, 'watch',
+    '--etcd-endpoints', env.etcdEndpoints.join(','),
+    '--docker-host', env.dockerHost,
+    '--prefix', prefix,
+    '--node', node,
+  ].map(shellQuote).join(' ')
+  // The terminal's environment: colour on (NO_COLOR unset); CI set but empty, which is not CI
+  // (and once made Ink draw nothing live while the output mode said "terminal").
+  term = await TmuxSession.start({
+    socket: `discovery-tui-${tag}`,
+    name: 'watch',
+    command: `sh -c ${shellQuote(`${command}; echo EXIT=$? > ${shellQuote(exitFile)}`)}`,
+    columns: 80,
+    rows: 24,
+    env: cliEnv({ NO_COLOR: undefined, CI: '', CONTINUOUS_INTEGRATION: undefined, TERM: 'xterm-256color' }),
+    cwd: process.cwd(),
+  })
+})
+
+afterAll(async () => {
+  await term?.kill()
+  const ids = await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')
+  if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined)
+  await etcdctl(['del', '--prefix', `${prefix}/`]).catch(() => undefined)
+  rmSync(exitFile, { force: true })
+})
+
+describe('watch in a real 80×24 terminal', () => {
+  it('Given the agent started, When it is up, Then the header shows the node, Docker and etcd up, and this agent as leader', async () => {
+    const text = await waitForScreen('the header with docker and etcd up', (t) => t.includes(`discovery-agent · node ${node} · docker ● up · etcd ● up`))
+    expect(text).toMatch(/^SERVICE +INSTANCE +ADDRESS +HEALTH +CHECK +AGE$/m)
+    // Alone in its (unique) prefix, it is elected
+    await waitForScreen('this agent leading', (t) => new RegExp(`^leader ${node} \\(you\\) · term \\d+ · since \\d+[smh]$`, 'm').test(t))
+  })
+
+  it("Given other tests' containers on the same daemon, When this file's tag is typed into the filter, Then the view is narrowed to it", async () => {
+    await term.type('/')
+    await term.type(tag)
+    await term.press('Enter')
+    const text = await waitForScreen('the filter in the summary', (t) => t.includes(`filter "${tag}"`))
+    // Then every row shown is one of this file's (or none yet)
+    const lines = text.split('\n')
+    const rows = lines.slice(lines.findIndex((l) => l.startsWith('SERVICE ')) + 1, lines.findIndex((l) => /^\d+ passing\b/.test(l)))
+    for (const line of rows) expect(line.includes(tag) || line.startsWith('no instance')).toBe(true)
+  })
+
+  it('Given a container running before the agent, When the first resync has run, Then its row shows it passing, with its published address', async () => {
+    const port = (await docker(['port', name('before'), '80/tcp'])).split('\n')[0].split(':').pop()
+    const line = await waitForRow('before', 'the pre-existing container row', (l) => l?.includes('passing') ?? false)
+    expect(line).toMatch(new RegExp(`^busybox +${name('before')}:80 +127\\.0\\.0\\.1:${port} +passing +no check +\\d+[smh]$`))
+  })
+
+  it('Given the running TUI, When a container starts, Then its row appears; When another stops, Then its row disappears', async () => {
+    // When a new container starts
+    await run('new')
+    await waitForRow('new', 'the new container row', (l) => l?.includes('passing') ?? false)
+    // When the first one stops
+    await docker(['stop', '-t', '1', name('before')])
+    await waitForRow('before', 'the stopped container row to go', (l) => l === undefined)
+    expect(await row('new')).toBeDefined()
+    // and the log above the table says so
+    await waitForScreen('the removal in the log', (t) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d removed busybox ${name('before')}:80 \\(`, 'm').test(t))
+  })
+
+  it('Given a container with a 1 s HTTP check, When its health file is removed, Then its row turns critical', async () => {
+    await run('health', ['-l', 'discovery.check.http=/health', '-l', 'discovery.check.interval=1s', '-l', 'discovery.check.failures=1'])
+    // Then it is checked and passing
+    const passing = await waitForRow('health', 'the checked container passing', (l) => /passing +HTTP 200/.test(l ?? ''))
+    expect(passing).toMatch(/passing +HTTP 200 in \d+ ms/)
+    // When /health starts answering 404
+    await docker(['exec', name('health'), 'rm', '/www/health'])
+    // Then the row says critical with the reason
+    const critical = await waitForRow('health', 'the container critical', (l) => /critical +HTTP 404/.test(l ?? ''))
+    expect(critical).toContain('critical')
+    await waitForScreen('the health change in the log', (t) => t.includes(`health busybox ${name('health')}:80: passing → critical`))
+  })
+
+  it('Given the TUI, When the terminal is resized to 120×40 and back, Then the layout follows (the connection targets when wide) and nothing wraps', async () => {
+    const wideHeader = `docker ● up ${env.dockerHost} · etcd ● up ${env.etcdEndpoints[0]} +2`
+    await term.resize(120, 40)
+    await waitFor(async () => (await screen(120)).includes(wideHeader), 15_000, 'the 120-column header', 200)
+    // the full check output fits now
+    expect(await screen(120)).toMatch(new RegExp(`${name('health')}:80 +127\\.0\\.0\\.1:\\d+ +critical +HTTP 404 in \\d+ ms \\(expected 200-399\\)`))
+    await term.resize(80, 24)
+    await waitForScreen('the 80-column header again', (t) => t.includes(`node ${node} · docker ● up · etcd ● up\n`))
+    // The screen was cleared and redrawn: exactly one live view, no fragments of the wide one
+    const text = await screen()
+    expect(text.split('\n').filter((l) => l.startsWith('discovery-agent · '))).toHaveLength(1)
+    expect(text).not.toContain(wideHeader)
+  })
+
+  it("Given the TUI, When 'q' is pressed, Then watch exits 0 and this node's instances are gone from etcd at once", async () => {
+    // Given this node's instances are registered
+    const before = await etcdctl(['get', '--prefix', '--keys-only', `${prefix}/services/`])
+    expect(before).toContain(`${node}:${name('new')}:80`)
+    // When q
+    await term.press('q')
+    const exit = await waitFor(() => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim(), 30_000, 'watch to exit')
+    expect(exit).toBe('EXIT=0')
+    // Then no instance of this node is left (the lease was revoked, not left to expire)
+    const after = await etcdctl(['get', '--prefix', '--keys-only', `${prefix}/services/`])
+    expect(after.split('\n').filter((key) => key.includes(`/${node}:`))).toEqual([])
+    expect(await screen()).toContain("stopped; this node’s instances are gone")
+  })
+})
