@@ -41,6 +41,7 @@ export default class Watch extends BaseCommand {
     }
     const store = new AgentStore({ node: config.node, dockerHost: config.docker.host, etcdEndpoints: config.etcd.endpoints, coalesceMs: 50 })
     const controller = new AbortController()
+    let stopReason = 'signal'
     abortOnSignals().addEventListener('abort', () => controller.abort(), { once: true })
     const metricsPort = config.agent.metricsPort
     const metrics =
@@ -50,9 +51,12 @@ export default class Watch extends BaseCommand {
             throw new UsageError(`--metrics-port ${metricsPort}: cannot listen on ${config.agent.metricsHost} (${error.code ?? error.message})`, { hint: 'choose a free port' })
           })
     if (metrics) this.progress(`metrics at ${metrics.url}/metrics, health at ${metrics.url}/healthz`)
-    const presenter = await startPresenter(this.outputMode, store, this.theme, () => controller.abort())
+    const presenter = await startPresenter(this.outputMode, store, this.theme, () => {
+      stopReason = 'q pressed'
+      controller.abort()
+    })
     try {
-      await runWatch({ config, version: this.config.version, store, signal: controller.signal })
+      await runWatch({ config, version: this.config.version, store, signal: controller.signal, stopReason: () => stopReason })
     } finally {
       await presenter.close()
       await metrics?.close()

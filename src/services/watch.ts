@@ -12,6 +12,8 @@ export interface WatchOptions {
   store: AgentStore
   /** Aborts on SIGINT/SIGTERM/`q`: the agent stops gracefully. */
   signal: AbortSignal
+  /** Why it stopped (`q`, SIGTERM…), for the log. */
+  stopReason?: () => string
 }
 
 /**
@@ -53,7 +55,7 @@ export async function runWatch(options: WatchOptions): Promise<void> {
   await election.resign()
   await following
   await mirror.close()
-  await agent.stop('signal')
+  await agent.stop(options.stopReason?.() ?? 'signal')
   store.flush()
 }
 

@@ -554,18 +554,8 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
     this.health.set(key, health)
     const desired = this.desired.get(key)
     if (!desired || this.stopped) return
-    const previous = this.applied.get(key)
-    this.emitEvent({
-      type: 'health.changed',
-      service: desired.instance.service,
-      id: desired.instance.id,
-      from: previous?.health.status ?? 'unknown',
-      to: health.status,
-      output: health.output,
-    })
-    if (health.status === 'passing' && this.deregisteredCritical.delete(key)) {
-      // Back from a critical deregistration: register again.
-    }
+    // Back from a critical deregistration: passing registers it again.
+    if (health.status === 'passing') this.deregisteredCritical.delete(key)
     if (this.deregisteredCritical.has(key)) return
     const record = this.recordFor(key, desired.instance, undefined, desired.paused)
     if (record) void this.writeRecord(key, record)
@@ -605,10 +595,15 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
     }
     this.tally.written++
     const latencyMs = startedAt === undefined ? undefined : Math.round((performance.now() - startedAt) * 100) / 100
-    if (!previous) this.emitEvent({ type: 'instance.registered', instance: record, latencyMs })
-    else if (previous.health.status !== record.health.status || !sameContent({ ...previous, health: record.health }, record)) {
-      this.emitEvent({ type: 'instance.updated', instance: record })
+    if (!previous) {
+      this.emitEvent({ type: 'instance.registered', instance: record, latencyMs })
+      return
     }
+    // Reported once the registry says so, whatever decided it (a check, Docker's HEALTHCHECK, a pause).
+    if (previous.health.status !== record.health.status) {
+      this.emitEvent({ type: 'health.changed', service: record.service, id: record.id, from: previous.health.status, to: record.health.status, output: record.health.output })
+    }
+    if (!sameContent({ ...previous, health: record.health }, record)) this.emitEvent({ type: 'instance.updated', instance: record })
   }
 
   private async removeKey(key: string, reason: string, startedAt?: number): Promise<void> {
