@@ -61,10 +61,12 @@ interface Case {
   instances?: DeepPartial<DesiredInstance>[]
   skipped?: string | RegExp
   problems?: Partial<LabelProblem>[]
+  /** Properties every built instance must not have (toMatchObject can't say "absent"). */
+  without?: (keyof DesiredInstance)[]
 }
 
 function runCases(cases: Case[]): void {
-  it.each(cases)('$name', ({ given, options, instances = [], skipped, problems = [] }) => {
+  it.each(cases)('$name', ({ given, options, instances = [], skipped, problems = [], without = [] }) => {
     // Given the container snapshot (and agent options) of the case
     const snapshot = given()
     // When it is turned into instances
@@ -76,6 +78,7 @@ function runCases(cases: Case[]): void {
     else expect(result.skipped).toMatch(skipped)
     expect(result.problems).toHaveLength(problems.length)
     expect(result.problems).toMatchObject(problems)
+    for (const instance of result.instances) for (const key of without) expect(instance).not.toHaveProperty(key)
   })
 }
 
@@ -151,12 +154,16 @@ describe('containerToInstances: published addresses', () => {
       ],
     },
     {
-      name: 'the same port number on tcp and udp sorts tcp first',
+      name: 'instances are sorted by port, then tcp before udp',
       given: () =>
         fixture('udp', {
-          edit: (s) => ({ ...s, ports: [...s.ports, { containerPort: 5353, protocol: 'tcp' as const, bindings: [{ hostIp: '0.0.0.0', hostPort: 18086 }] }].reverse() }),
+          edit: (s) => ({
+            ...s,
+            ports: [...s.ports, { containerPort: 5353, protocol: 'tcp' as const, bindings: [{ hostIp: '0.0.0.0', hostPort: 18086 }] }, { containerPort: 53, protocol: 'udp' as const, bindings: [{ hostIp: '0.0.0.0', hostPort: 18087 }] }],
+          }),
         }),
       instances: [
+        { id: 'node-1:dafx-udp:53:udp', service: 'dns-53', port: 18087 },
         { id: 'node-1:dafx-udp:5353', service: 'dns-5353', port: 18086 },
         { id: 'node-1:dafx-udp:5353:udp', service: 'dns-5353', port: 18085 },
       ],
@@ -229,6 +236,19 @@ describe('containerToInstances: container mode', () => {
       skipped: "no IP address on network 'bridge'",
     },
     { name: 'no exposed ports', given: () => fixture('noports'), options: { addressMode: 'container' }, skipped: 'no exposed ports' },
+    {
+      name: 'exposed and bound ports together, sorted',
+      given: () =>
+        fixture('nets', {
+          edit: (s) => ({ ...s, exposedPorts: [{ containerPort: 9000, protocol: 'udp' }, { containerPort: 443, protocol: 'tcp' }, ...s.exposedPorts] }),
+        }),
+      options: { addressMode: 'container' },
+      instances: [
+        { id: 'node-1:dafx-nets:80', service: 'api-80', port: 80 },
+        { id: 'node-1:dafx-nets:443', service: 'api-443', port: 443 },
+        { id: 'node-1:dafx-nets:9000:udp', service: 'api-9000', port: 9000 },
+      ],
+    },
     {
       name: 'discovery.port may name a port the image does not expose',
       given: () => fixture('noports', { labels: { 'discovery.port': '8080' } }),
@@ -444,6 +464,7 @@ describe('containerToInstances: checks', () => {
       name: 'discovery.check.tcp=false switches off a Registrator check',
       given: () => fixture('dual', { labels: { 'discovery.check.tcp': 'false' }, env: { SERVICE_CHECK_HTTP: '/health' } }),
       instances: [{ service: 'busybox' }],
+      without: ['check'],
     },
     {
       name: 'container mode checks the container address',
@@ -475,7 +496,12 @@ describe('containerToInstances: checks', () => {
       given: () => fixture('starting'),
       instances: [{ check: { kind: 'docker', target: 'dafx-starting' } }],
     },
-    { name: 'HEALTHCHECK NONE gives no check', given: () => fixture('nohealth'), instances: [{ service: 'busybox' }] },
+    { name: 'HEALTHCHECK NONE gives no check', given: () => fixture('nohealth'), instances: [{ service: 'busybox' }], without: ['check'] },
+    {
+      name: 'a UDP port keeps the docker check when the TCP check cannot apply',
+      given: () => fixture('health', { labels: { 'discovery.check.tcp': 'true' }, edit: (s) => ({ ...s, ports: [{ ...s.ports[0], protocol: 'udp' }] }) }),
+      instances: [{ id: 'node-1:dafx-health:80:udp', check: { kind: 'docker', target: 'dafx-health' } }],
+    },
     {
       name: 'a discovery check wins over HEALTHCHECK',
       given: () => fixture('health', { labels: { 'discovery.check.tcp': 'true' } }),
@@ -485,6 +511,7 @@ describe('containerToInstances: checks', () => {
       name: 'TCP and HTTP checks are not applied to UDP ports',
       given: () => fixture('udp', { labels: { 'discovery.check.tcp': 'true' } }),
       instances: [{ id: 'node-1:dafx-udp:5353:udp' }],
+      without: ['check'],
     },
     {
       name: 'each port of a multi-port container gets its own check target',
@@ -556,6 +583,12 @@ describe('containerToInstances: malformed labels give one problem each and never
       name: 'an explicit name too long once the port suffix is appended',
       given: () => fixture('multi', { labels: { 'discovery.service': 'n'.repeat(62) } }),
       instances: [{ service: 'admin' }],
+      problems: [problem('discovery.service', /appended/)],
+    },
+    {
+      name: 'a name that fails on every port is reported once',
+      given: () => fixture('multi', { labels: { 'discovery.service': 'n'.repeat(62), 'discovery.8080.service': '' } }),
+      skipped: /label problems/,
       problems: [problem('discovery.service', /appended/)],
     },
     {
@@ -671,6 +704,7 @@ describe('containerToInstances: malformed labels give one problem each and never
       name: 'bad tcp flag',
       given: () => fixture('single', { labels: { 'discovery.check.tcp': 'yes please' } }),
       instances: [{ service: 'busybox' }],
+      without: ['check'],
       problems: [problem('discovery.check.tcp')],
     },
     {

@@ -126,7 +126,8 @@ export function containerToInstances(snapshot: ContainerSnapshot, options: Build
 
   const addressing = resolveAddressing(snapshot, options)
   if ('skipped' in addressing) return done(addressing.skipped)
-  const selected = selectPorts(snapshot, addressing, problems)
+  // Sorted here, not trusted from the snapshot: callers may build snapshots by hand.
+  const selected = [...selectPorts(snapshot, addressing, problems)].sort(comparePorts)
   if (selected.length === 0) return done(noPortsReason(addressing.kind))
 
   // Like Registrator, the `-<port>` suffix depends on the ports found before per-port ignores,
