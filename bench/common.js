@@ -27,3 +27,23 @@ export function printRows(rows) {
 export function isMain(url) {
   return process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(url)
 }
+
+/** Wall-clock milliseconds with sub-millisecond resolution. */
+export function makeWallClock() {
+  const offset = Date.now() - performance.now()
+  return () => offset + performance.now()
+}
+
+/** Polls a synchronous predicate every `everyMs` until it returns a truthy value. */
+export function waitUntil(predicate, timeoutMs, what, everyMs = 2) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now()
+    const tick = () => {
+      const value = predicate()
+      if (value) return resolve(value)
+      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
+      setTimeout(tick, everyMs)
+    }
+    tick()
+  })
+}

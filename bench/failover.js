@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { isMain, percentile, printRows, root, round, testEnv } from './common.js'
+import { isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
 
 const BIN = path.join(root, 'bin/run.js')
 
@@ -27,25 +27,6 @@ function parseTtlMs(text) {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text)
   if (!match) throw new Error(`BENCH_FAILOVER_TTL: cannot read ${text}`)
   return Number(match[1]) * (match[2] === 'ms' ? 1 : match[2] === 'm' ? 60_000 : 1_000)
-}
-
-/** Wall-clock milliseconds with sub-millisecond resolution. */
-function makeWallClock() {
-  const offset = Date.now() - performance.now()
-  return () => offset + performance.now()
-}
-
-function waitUntil(predicate, timeoutMs, what, everyMs = 2) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const tick = () => {
-      const value = predicate()
-      if (value) return resolve(value)
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
-      setTimeout(tick, everyMs)
-    }
-    tick()
-  })
 }
 
 /** One agent process; `events` collects its NDJSON. */

@@ -14,29 +14,11 @@ import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import Docker from 'dockerode'
 import { Etcd3 } from 'etcd3'
-import { isMain, percentile, printRows, root, round, testEnv } from './common.js'
+import { isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
 
 const BIN = path.join(root, 'bin/run.js')
 const TTL_MS = 10_000
 const GRACEFUL_BUDGET_MS = 200
-
-function makeWallClock() {
-  const offset = Date.now() - performance.now()
-  return () => offset + performance.now()
-}
-
-function waitUntil(predicate, timeoutMs, what, everyMs = 2) {
-  return new Promise((resolve, reject) => {
-    const started = Date.now()
-    const tick = () => {
-      const value = predicate()
-      if (value) return resolve(value)
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`))
-      setTimeout(tick, everyMs)
-    }
-    tick()
-  })
-}
 
 function dockerFor(host) {
   if (host.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) })

@@ -3,11 +3,11 @@ import { randomBytes } from 'node:crypto'
 import { accessSync, constants as fsConstants, statSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { delay } from './async.js'
 import { UnavailableError, UsageError } from './errors.js'
+import { freePorts } from './net.js'
 
 /**
  * A throwaway single-member etcd for `watch --dev`: loopback only, free ports, a temporary
@@ -202,19 +202,6 @@ function answersHealth(clientUrl: string): Promise<boolean> {
   })
 }
 
-/** Distinct free loopback ports (all held at once, so they differ). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolve, reject) => {
-      const server = net.createServer()
-      server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => resolve(server))
-    })),
-  )
-  const ports = servers.map((server) => (server.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
-  return ports
-}
 
 /** The first executable `name` in env.PATH, or undefined. */
 export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {

@@ -2,13 +2,13 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { etcdctl, startCli, uniquePrefix, waitFor, type LiveProcess } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
 import { docker } from '../support/tmux.js'
+import { freePorts } from '../../src/core/net.js'
 
 /**
  * `watch --metrics-port`: /metrics is valid Prometheus text (promtool) with every documented
@@ -230,15 +230,3 @@ function promtool(text: string): Promise<{ code: number | null; output: string }
   })
 }
 
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<net.Server>((resolve, reject) => {
-      const server = net.createServer()
-      server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => resolve(server))
-    })),
-  )
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port)
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
-  return ports
-}

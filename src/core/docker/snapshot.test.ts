@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- fixtures are edited as free-form JSON to mimic what other engine versions send */
 import { readFileSync } from 'node:fs'
 import type Dockerode from 'dockerode'
 import { describe, expect, it } from 'vitest'
