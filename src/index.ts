@@ -3,6 +3,7 @@
  */
 export * from './core/errors.js'
 export * from './core/model.js'
+export * from './core/schema.js'
 export * from './core/validate.js'
 export { parseDuration, formatDuration } from './core/duration.js'
 export { resolveConfig, normalizeEndpoints, type Config, type EtcdConnection, type DockerConnection } from './core/config.js'

@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { fastInstanceRecord } from './instance-fast-path.js'
-import { CHECK_KINDS, HEALTH_STATUSES, parseInstanceRecord, type InstanceRecord } from './model.js'
+import { CHECK_KINDS, HEALTH_STATUSES, type InstanceRecord } from './model.js'
+import { parseInstanceRecord } from './schema.js'
 
 const at = '2026-01-02T03:04:05.678Z'
 const plain: InstanceRecord = {

@@ -1,9 +1,7 @@
-import { z } from 'zod'
-import { instanceIdProblem, serviceNameProblem } from './validate.js'
-
 /**
  * Schema-1 records as they are stored in etcd (JSON). Durations inside `check` are
- * milliseconds; timestamps are ISO-8601 strings.
+ * milliseconds; timestamps are ISO-8601 strings. Plain types and constants only: the zod
+ * schemas that validate records live in schema.ts and load only when a record needs them.
  */
 export const HEALTH_STATUSES = ['passing', 'warning', 'critical', 'unknown'] as const
 export type HealthStatus = (typeof HEALTH_STATUSES)[number]
@@ -11,94 +9,70 @@ export type HealthStatus = (typeof HEALTH_STATUSES)[number]
 export const CHECK_KINDS = ['http', 'tcp', 'exec', 'docker'] as const
 export type CheckKind = (typeof CHECK_KINDS)[number]
 
-const serviceName = z.string().refine((s) => serviceNameProblem(s) === undefined, 'invalid service name')
-const instanceId = z.string().refine((s) => instanceIdProblem(s) === undefined, 'invalid instance id')
-
-export const checkSpecSchema = z.object({
-  kind: z.enum(CHECK_KINDS),
+/** A health check as stored in a record. */
+export interface CheckSpec {
+  kind: CheckKind
   /** http(s) URL, host:port for tcp, the command for exec, the container for docker. */
-  target: z.string(),
-  interval: z.number().int().positive(),
-  timeout: z.number().int().positive(),
-  failuresBeforeCritical: z.number().int().positive(),
-  successesBeforePassing: z.number().int().positive(),
-  initialDelay: z.number().int().nonnegative(),
+  target: string
+  interval: number
+  timeout: number
+  failuresBeforeCritical: number
+  successesBeforePassing: number
+  initialDelay: number
   /** http only: accepted statuses, e.g. `200-399` or `200,204`. */
-  expectStatus: z.string().optional(),
+  expectStatus?: string
   /** http only: a regular expression the body must match. */
-  expectBody: z.string().optional(),
+  expectBody?: string
   /** exec only: the container the command runs in. */
-  container: z.string().optional(),
-})
-export type CheckSpec = z.infer<typeof checkSpecSchema>
-
-export const healthSchema = z.object({
-  status: z.enum(HEALTH_STATUSES),
-  output: z.string(),
-  updatedAt: z.string(),
-  since: z.string(),
-})
-export type Health = z.infer<typeof healthSchema>
-
-export const containerRefSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  image: z.string(),
-  port: z.number().int(),
-  protocol: z.enum(['tcp', 'udp', 'sctp']),
-})
-export type ContainerRef = z.infer<typeof containerRefSchema>
-
-export const instanceRecordSchema = z.object({
-  schema: z.literal(1),
-  id: instanceId,
-  service: serviceName,
-  address: z.string().min(1),
-  port: z.number().int().min(0).max(65_535),
-  tags: z.array(z.string()),
-  meta: z.record(z.string(), z.string()),
-  node: z.string(),
-  source: z.enum(['docker', 'manual']),
-  container: containerRefSchema.optional(),
-  check: checkSpecSchema.optional(),
-  health: healthSchema,
-  registeredAt: z.string(),
-  updatedAt: z.string(),
-})
-export type InstanceRecord = z.infer<typeof instanceRecordSchema>
-
-export const nodeRecordSchema = z.object({
-  schema: z.literal(1),
-  node: z.string(),
-  version: z.string(),
-  pid: z.number().int(),
-  hostname: z.string(),
-  startedAt: z.string(),
-  /** Lease TTL in seconds and the lease id (hex) the node's records are bound to. */
-  ttl: z.number(),
-  lease: z.string(),
-  docker: z.string().optional(),
-})
-export type NodeRecord = z.infer<typeof nodeRecordSchema>
-
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string }
-
-function parseWith<T>(schema: z.ZodType<T>, raw: string): ParseResult<T> {
-  let json: unknown
-  try {
-    json = JSON.parse(raw)
-  } catch {
-    return { ok: false, reason: 'not JSON' }
-  }
-  const result = schema.safeParse(json)
-  if (result.success) return { ok: true, value: result.data }
-  const issue = result.error.issues[0]
-  return { ok: false, reason: `${issue.path.join('.') || 'record'}: ${issue.message}` }
+  container?: string
 }
 
-/** Records are validated when read: a corrupt or foreign value is reported, never trusted. */
-export const parseInstanceRecord = (raw: string): ParseResult<InstanceRecord> => parseWith(instanceRecordSchema, raw)
-export const parseNodeRecord = (raw: string): ParseResult<NodeRecord> => parseWith(nodeRecordSchema, raw)
+export interface Health {
+  status: HealthStatus
+  output: string
+  updatedAt: string
+  since: string
+}
+
+export interface ContainerRef {
+  id: string
+  name: string
+  image: string
+  port: number
+  protocol: 'tcp' | 'udp' | 'sctp'
+}
+
+export interface InstanceRecord {
+  schema: 1
+  id: string
+  service: string
+  address: string
+  port: number
+  tags: string[]
+  meta: Record<string, string>
+  node: string
+  source: 'docker' | 'manual'
+  container?: ContainerRef
+  check?: CheckSpec
+  health: Health
+  registeredAt: string
+  updatedAt: string
+}
+
+export interface NodeRecord {
+  schema: 1
+  node: string
+  version: string
+  pid: number
+  hostname: string
+  startedAt: string
+  /** Lease TTL in seconds and the lease id the node's records are bound to. */
+  ttl: number
+  lease: string
+  docker?: string
+}
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string }
 
 export const isHealthy = (record: Pick<InstanceRecord, 'health'>): boolean => record.health.status === 'passing'
 

@@ -18,8 +18,8 @@ export interface Listing<T> {
   revision: string
 }
 
-/** The zod-backed parsers of model.ts. */
-type Schemas = Pick<typeof import('./model.js'), 'parseInstanceRecord' | 'parseNodeRecord'>
+/** The zod-backed parsers of schema.ts. */
+type Schemas = Pick<typeof import('./schema.js'), 'parseInstanceRecord' | 'parseNodeRecord'>
 
 /**
  * The registry adapter: schema-1 records under `<prefix>/` in etcd. Every key is built by
@@ -138,7 +138,7 @@ export class Registry {
   }
 
   private async loadSchemas(): Promise<Schemas> {
-    this.schemas ??= await import('./model.js')
+    this.schemas ??= await import('./schema.js')
     return this.schemas
   }
 

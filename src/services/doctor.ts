@@ -1,9 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Config } from '../core/config.js'
-import { createDockerClient, dockerUnavailable } from '../core/docker/client.js'
-import { createEtcdClient, describeCause } from '../core/etcd.js'
 import { nodeKey } from '../core/keys.js'
-import { parseNodeRecord } from '../core/model.js'
 import { withTimeout } from '../core/async.js'
 
 export interface DoctorCheck {
@@ -23,20 +20,23 @@ export interface DoctorReport {
 const DIAL_TIMEOUT_MS = 2_000
 const CALL_TIMEOUT_MS = 3_000
 
-/** Diagnoses Docker, etcd and config, in order. Never hangs: every step has a deadline. */
+/**
+ * Diagnoses Docker, etcd and config, reported in that order. Never hangs: every step has a
+ * deadline. The Docker and etcd groups run side by side, each loading its client library
+ * itself, so one group's network waits overlap the other's module loading (cold start).
+ */
 export async function runDoctor(config: Config, env: NodeJS.ProcessEnv): Promise<DoctorReport> {
-  const checks: DoctorCheck[] = []
-  checks.push({
-    name: 'config',
-    ok: true,
-    detail: config.configFile ? `read ${config.configFile}` : 'no config file (flags, environment and defaults)',
-  })
-  checks.push(...(await dockerChecks(config, env)))
-  checks.push(...(await etcdChecks(config)))
+  const [docker, etcd] = await Promise.all([dockerChecks(config, env), etcdChecks(config)])
+  const checks: DoctorCheck[] = [
+    { name: 'config', ok: true, detail: config.configFile ? `read ${config.configFile}` : 'no config file (flags, environment and defaults)' },
+    ...docker,
+    ...etcd,
+  ]
   return { ok: checks.every((c) => c.ok), checks }
 }
 
 async function dockerChecks(config: Config, env: NodeJS.ProcessEnv): Promise<DoctorCheck[]> {
+  const { createDockerClient, dockerUnavailable } = await import('../core/docker/client.js')
   const checks: DoctorCheck[] = []
   if (env.DOCKER_CONTEXT) {
     checks.push({
@@ -79,6 +79,7 @@ async function dockerChecks(config: Config, env: NodeJS.ProcessEnv): Promise<Doc
 }
 
 async function etcdChecks(config: Config): Promise<DoctorCheck[]> {
+  const { createEtcdClient, describeCause } = await import('../core/etcd.js')
   const checks: DoctorCheck[] = []
   const secured = Boolean(config.etcd.cacert || config.etcd.cert || config.etcd.user)
   let anyReachable = false
@@ -161,6 +162,7 @@ async function etcdChecks(config: Config): Promise<DoctorCheck[]> {
       if (raw === null) {
         checks.push({ name: 'node name', ok: true, detail: `no live agent uses node name ${config.node}` })
       } else {
+        const { parseNodeRecord } = await import('../core/schema.js')
         const parsed = parseNodeRecord(raw)
         const who = parsed.ok ? `pid ${parsed.value.pid} on ${parsed.value.hostname}, started ${parsed.value.startedAt}` : 'an unreadable node record'
         checks.push({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { UsageError } from '../core/errors.js'
-import { parseInstanceRecord } from '../core/model.js'
+import { parseInstanceRecord } from '../core/schema.js'
 import { buildManualRecord, defaultInstanceId, type RegisterRequest } from './register.js'
 
 const NOW = new Date('2026-01-02T03:04:05.678Z')

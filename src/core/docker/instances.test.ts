@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
 import type Dockerode from 'dockerode'
 import { describe, expect, it } from 'vitest'
-import { CHECK_DEFAULTS, instanceRecordSchema, type DesiredInstance } from '../model.js'
+import { CHECK_DEFAULTS, type DesiredInstance } from '../model.js'
+import { instanceRecordSchema } from '../schema.js'
 import { containerToInstances, serviceNameFromImage, type BuildOptions, type BuildResult, type LabelProblem } from './instances.js'
 import { snapshotFromInspect, type ContainerSnapshot } from './snapshot.js'
 
