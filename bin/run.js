@@ -6,5 +6,33 @@ process.on('warning', (warning) => {
   if (warning.code !== 'DEP0123') process.stderr.write(`${warning.name}: ${warning.message}\n`)
 })
 
+// Secrets never reach oclif's argv (its DEBUG output prints the whole command line): an
+// --etcd-password value, or the password in --etcd-user name:password, moves to the
+// environment variable the config module reads, keeping flag > env precedence.
+const argv = []
+const args = process.argv.slice(2)
+let password
+for (let i = 0; i < args.length; i++) {
+  const arg = args[i]
+  if (arg === '--') {
+    argv.push(...args.slice(i))
+    break
+  }
+  const [name, inline] = arg.startsWith('--etcd-') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
+  if (name === '--etcd-password') {
+    password = inline ?? args[++i]
+  } else if (name === '--etcd-user') {
+    const user = inline ?? args[++i]
+    const colon = user?.indexOf(':') ?? -1
+    if (colon > 0) {
+      password ??= user.slice(colon + 1)
+      argv.push('--etcd-user', user.slice(0, colon))
+    } else if (user !== undefined) argv.push('--etcd-user', user)
+    else argv.push(arg)
+  } else argv.push(arg)
+}
+if (password !== undefined) process.env.DISCOVERY_ETCD_PASSWORD = password
+process.argv = [...process.argv.slice(0, 2), ...argv]
+
 const { execute } = await import('@oclif/core')
-await execute({ dir: import.meta.url })
+await execute({ args: argv, dir: import.meta.url })

@@ -18,6 +18,9 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
     if (!k.startsWith('DISCOVERY_') && !k.startsWith('ETCDCTL_') && !k.startsWith('DOCKER_') && k !== 'FORCE_COLOR') env[k] = v
   }
   env.NO_COLOR = '1'
+  // vitest sets NODE_ENV=test, which makes oclif look for a TypeScript loader: the CLI under
+  // test must start as a user's would.
+  delete env.NODE_ENV
   env.DISCOVERY_TESTENV_JSON = process.env.DISCOVERY_TESTENV_JSON
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k]

@@ -106,6 +106,8 @@ const INSPECT_CONCURRENCY = 16
 /** One pass: Docker's truth now, etcd now, the difference. */
 export async function checkOracle(input: OracleInput): Promise<OracleReport> {
   const expected = new Map<string, ExpectedInstance>()
+  /** Every container's own expectation per key, for keys whose labels collide. */
+  const candidates = new Map<string, ExpectedInstance[]>()
   const containers: OracleReport['containers'] = []
   for (const host of input.hosts) {
     const infos = await inspectLabelled(host.docker, input.labels)
@@ -113,8 +115,9 @@ export async function checkOracle(input: OracleInput): Promise<OracleReport> {
       const { instances, note } = expectedInstances(host, info, input.prefix)
       containers.push({ node: host.node, name: info.Name.replace(/^\//, ''), state: stateWord(info), instances: instances.length, note })
       for (const instance of instances) {
+        candidates.set(instance.key, [...(candidates.get(instance.key) ?? []), instance])
         const existing = expected.get(instance.key)
-        if (!existing) expected.set(instance.key, instance)
+        if (!existing) expected.set(instance.key, { ...instance, containers: [...instance.containers] })
         else existing.containers.push(...instance.containers) // a collision: either may hold the key
       }
     }
@@ -152,7 +155,9 @@ export async function checkOracle(input: OracleInput): Promise<OracleReport> {
       if (!want.optional) missing.push(`${short(input.prefix, want.key)} (container ${want.containers.map((c) => c.name).join(' or ')}, want ${want.address ?? '?'}:${want.port}, ${want.healthWhy})`)
       continue
     }
-    const problems = judge(want, got, nodeLeases.get(want.node))
+    // On a collision the record is judged against the container that holds it.
+    const holder = candidates.get(want.key)?.find((c) => c.containers.some((k) => k.id === got.value?.container?.id))
+    const problems = judge(holder ?? want, got, nodeLeases.get(want.node))
     if (problems.length > 0) wrong.push(`${short(input.prefix, want.key)}: ${problems.join('; ')}`)
   }
   for (const record of mine) {

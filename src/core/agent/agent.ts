@@ -7,7 +7,7 @@ import { createDockerClient } from '../docker/client.js'
 import { containerToInstances, type BuildOptions, type LabelProblem } from '../docker/instances.js'
 import type { ContainerSnapshot } from '../docker/snapshot.js'
 import { DockerSource, type ContainerEvent, type InspectedContainer } from '../docker/source.js'
-import { describeCause } from '../etcd.js'
+import { describeCause, explainEtcdFailure } from '../etcd.js'
 import { UnavailableError, UsageError } from '../errors.js'
 import { dockerHealthToStatus, execCheck, httpCheck, tcpCheck, createCheckAgents, destroyCheckAgents, type CheckAgents, type CheckResult } from '../health/checks.js'
 import { HealthScheduler } from '../health/scheduler.js'
@@ -235,11 +235,11 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
         return previousLease
       } catch (error) {
         if (error instanceof UsageError) throw error
-        const { cause, hint } = describeCause((error as { cause?: unknown }).cause ?? error)
-        // Wrong credentials or certificates won't fix themselves: fail with exit 3.
-        if (/authentication|permission|TLS|certificate/i.test(cause)) {
-          throw new UnavailableError(`etcd refused the agent at ${this.config.etcd.endpoints.join(',')}: ${cause}`, { hint })
-        }
+        // Wrong credentials or certificates won't fix themselves: fail with exit 3, naming the
+        // endpoint and the cause (grpc-js hides TLS causes; explainEtcdFailure digs them out).
+        const explained = await explainEtcdFailure(error, this.config.etcd, 'connecting to etcd')
+        if (/authentication|permission|TLS|certificate/i.test(explained.message)) throw explained
+        const { cause } = describeCause((error as { cause?: unknown }).cause ?? error)
         const retryInMs = backoffMs(attempt, 500, 10_000)
         this.etcdUp = false
         this.emitEvent({ type: 'etcd.disconnected', endpoints: this.config.etcd.endpoints, error: cause, retryInMs })
@@ -422,8 +422,23 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
     // A paused container stays listed but critical (Docker keeps reporting its last health).
     const view = paused ? { ...snapshot, state: { ...snapshot.state, paused: false, running: true } } : snapshot
     const result = containerToInstances(view, this.buildOptions)
-    this.reportProblems(snapshot.id, result.problems)
-    return result.instances.map((instance) => ({ instance, paused }))
+    const problems = [...result.problems]
+    const instances = result.instances.filter((instance) => {
+      // Two containers claiming one id (a copied SERVICE_ID) would overwrite each other's record
+      // on every pass: the first keeps it, the second is reported and left out.
+      const key = instanceKey(this.config.prefix, instance.service, instance.id)
+      const owner = this.desired.get(key)?.containerId
+      if (!owner || owner === snapshot.id || !this.containers.get(owner)?.keys.has(key)) return true
+      problems.push({
+        container: snapshot.name,
+        label: 'instance id',
+        value: instance.id,
+        reason: `already registered by container ${this.containers.get(owner)?.name ?? owner.slice(0, 12)}; give each container its own id`,
+      })
+      return false
+    })
+    this.reportProblems(snapshot.id, problems)
+    return instances.map((instance) => ({ instance, paused }))
   }
 
   /** Reports each label problem once per container run: a resync that finds the same ones stays quiet. */
@@ -594,6 +609,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
       this.putDoneSeq.set(key, ++this.putSeq)
     }
     this.tally.written++
+    this.onEtcdOk()
     const latencyMs = startedAt === undefined ? undefined : Math.round((performance.now() - startedAt) * 100) / 100
     if (!previous) {
       this.emitEvent({ type: 'instance.registered', instance: record, latencyMs })
@@ -623,10 +639,22 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
       return
     }
     this.tally.removed++
+    this.onEtcdOk()
     const service = previous?.service ?? desired?.instance.service ?? key.split('/').at(-2) ?? ''
     const id = previous?.id ?? desired?.instance.id ?? key.split('/').at(-1) ?? ''
     const latencyMs = startedAt === undefined ? undefined : Math.round((performance.now() - startedAt) * 100) / 100
     this.emitEvent({ type: 'instance.removed', service, id, reason, latencyMs })
+  }
+
+  /**
+   * A write went through: etcd is back even if no lease renewal failed in between (a write can
+   * fail on its own, e.g. on a frozen member). Writes that failed meanwhile are redone by a resync.
+   */
+  private onEtcdOk(): void {
+    if (this.etcdUp || !this.lease.alive) return
+    this.etcdUp = true
+    this.emitEvent({ type: 'etcd.connected', endpoints: this.config.etcd.endpoints })
+    void this.requestResync()
   }
 
   private onEtcdError(error: unknown): void {
