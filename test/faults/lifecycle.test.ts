@@ -106,7 +106,12 @@ describe('faults: container lifecycle', () => {
       return info.RestartCount >= 1 && info.State.Running
     }, 30_000, 'Docker to restart the container')
     console.log(`[lifecycle] restart: restarted after ${Date.now() - t0} ms`)
-    const again = await converged()
+    // Running comes a moment before the new run's port bindings do: until they show, Docker and
+    // etcd agree on "absent". Wait for the converged state that has the container registered.
+    const again = await waitFor(async () => {
+      const report = await converged()
+      return recordOf(report, 'restart') ? report : undefined
+    }, 10_000, 'the restarted container registered, with the oracle passing')
     console.log(`[lifecycle] restart policy (${Date.now() - t0} ms): port ${firstPort} → ${recordOf(again, 'restart')?.value?.port}`)
     expect(recordOf(again, 'restart')).toBeDefined()
   })
