@@ -36,3 +36,7 @@ process.argv = [...process.argv.slice(0, 2), ...argv]
 
 const { execute } = await import('@oclif/core')
 await execute({ args: argv, dir: import.meta.url })
+// The command has finished (and flushed: stdout and stderr are synchronous for files and pipes
+// on Linux). A handle left open by a library must not keep a finished CLI alive: a stopped
+// `watch` was once seen lingering with nothing but its stderr pipe open.
+process.exit(process.exitCode ?? 0)

@@ -30,6 +30,8 @@ export interface RunOptions {
   restartAlways?: boolean
   /** Seconds dockerd waits after SIGTERM before SIGKILL (docker stop, daemon shutdown). */
   stopTimeout?: number
+  /** A Docker HEALTHCHECK: a shell command run every `intervalMs`. */
+  healthcheck?: { command: string; intervalMs: number }
 }
 
 /** Containers created by one test file on one daemon, all labelled and all removed at the end. */
@@ -58,6 +60,9 @@ export class Containers {
       Env: Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`),
       ...(options.cmd ? { Cmd: options.cmd } : {}),
       ...(options.stopTimeout !== undefined ? { StopTimeout: options.stopTimeout } : {}),
+      ...(options.healthcheck
+        ? { Healthcheck: { Test: ['CMD-SHELL', options.healthcheck.command], Interval: options.healthcheck.intervalMs * 1e6, Timeout: 2e9, Retries: 1, StartPeriod: 0 } }
+        : {}),
       ExposedPorts: exposed,
       HostConfig: {
         PortBindings: bindings,
