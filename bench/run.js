@@ -41,7 +41,18 @@ const table = renderTable(rows)
 process.stdout.write(`${table}\n\n${rows.filter((r) => r.ok === false).length} of ${rows.length} fall short · ${machine} · ${date} · ${((Date.now() - started) / 1000).toFixed(0)} s\n`)
 
 mkdirSync(path.join(here, 'results'), { recursive: true })
-writeFileSync(path.join(here, 'results', 'latest.json'), `${JSON.stringify({ date, machine, durationSeconds: Math.round((Date.now() - started) / 1000), rows }, null, 2)}\n`)
+const latestPath = path.join(here, 'results', 'latest.json')
+// A subset run replaces only its own suites' rows in the saved results (and the README).
+let allRows = rows
+if (only.length > 0) {
+  try {
+    const previous = JSON.parse(readFileSync(latestPath, 'utf8')).rows ?? []
+    allRows = SUITES.flatMap((suite) => (suites.includes(suite) ? rows : previous).filter((r) => r.suite === suite))
+  } catch {
+    // no earlier results: keep this run's rows
+  }
+}
+writeFileSync(latestPath, `${JSON.stringify({ date, machine, durationSeconds: Math.round((Date.now() - started) / 1000), rows: allRows }, null, 2)}\n`)
 
 if (updateReadme) {
   const readmePath = path.join(root, 'README.md')
@@ -51,7 +62,7 @@ if (updateReadme) {
   const i = readme.indexOf(start)
   const j = readme.indexOf(end)
   if (i < 0 || j < 0) throw new Error('README has no bench markers')
-  const body = `${start}\nMeasured by \`npm run bench\` on ${date} (${machine}).\n\n${renderMarkdown(rows)}\n${end}`
+  const body = `${start}\nMeasured by \`npm run bench\` on ${date} (${machine}).\n\n${renderMarkdown(allRows)}\n${end}`
   writeFileSync(readmePath, readme.slice(0, i) + body + readme.slice(j + end.length))
   process.stderr.write('bench: README performance section updated\n')
 }

@@ -36,7 +36,9 @@ process.argv = [...process.argv.slice(0, 2), ...argv]
 
 const { execute } = await import('@oclif/core')
 await execute({ args: argv, dir: import.meta.url })
-// The command has finished (and flushed: stdout and stderr are synchronous for files and pipes
-// on Linux). A handle left open by a library must not keep a finished CLI alive: a stopped
-// `watch` was once seen lingering with nothing but its stderr pipe open.
+// The command has finished. A handle left open by a library must not keep a finished CLI
+// alive (a stopped `watch` was once seen lingering with nothing but its stderr pipe open), so
+// exit explicitly, once everything written to stdout and stderr has been handed over.
+const flushed = (stream) => new Promise((resolve) => stream.write('', resolve))
+await Promise.all([flushed(process.stdout), flushed(process.stderr)])
 process.exit(process.exitCode ?? 0)

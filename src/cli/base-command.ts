@@ -52,8 +52,9 @@ export abstract class BaseCommand extends Command {
     process.stderr.write(`${text}\n`)
   }
 
+  /** Indented for a person at a terminal; compact for a program reading a pipe (faster, too). */
   protected override logJson(json: unknown): void {
-    process.stdout.write(`${JSON.stringify(json, null, 2)}\n`)
+    process.stdout.write(`${stdoutIsTTY() ? JSON.stringify(json, null, 2) : JSON.stringify(json)}\n`)
   }
 
   protected override async catch(error: Error & { oclif?: { exit?: number }; code?: string }): Promise<never> {

@@ -457,9 +457,11 @@ describe('containerToInstances: checks', () => {
       instances: [{ check: { kind: 'http', target: 'http://127.0.0.1:18081/health', ...timing({ interval: 15_000, timeout: 1000 }) } }],
     },
     {
-      name: 'Registrator SERVICE_CHECK_TCP',
+      // Docker's userland proxy accepts on the published port even with nothing behind it, so a
+      // TCP check connects to the container's own address and port instead.
+      name: 'Registrator SERVICE_CHECK_TCP (checks the container address, not the proxy)',
       given: () => fixture('dual', { labels: { SERVICE_CHECK_TCP: 'true' } }),
-      instances: [{ check: { kind: 'tcp', target: '192.0.2.2:18086', ...timing() } }],
+      instances: [{ check: { kind: 'tcp', target: '172.17.0.5:80', ...timing() } }],
     },
     {
       name: 'discovery.check.tcp=false switches off a Registrator check',
@@ -477,10 +479,10 @@ describe('containerToInstances: checks', () => {
       name: 'IPv6 targets are bracketed',
       given: () =>
         fixture('single', {
-          labels: { 'discovery.check.tcp': 'true' },
+          labels: { 'discovery.check.http': '/' },
           edit: boundOn({ hostIp: '::1', hostPort: 18081 }),
         }),
-      instances: [{ check: { kind: 'tcp', target: '[::1]:18081' } }],
+      instances: [{ check: { kind: 'http', target: 'http://[::1]:18081/' } }],
     },
     {
       name: 'exec check runs in the container',
@@ -506,7 +508,7 @@ describe('containerToInstances: checks', () => {
     {
       name: 'a discovery check wins over HEALTHCHECK',
       given: () => fixture('health', { labels: { 'discovery.check.tcp': 'true' } }),
-      instances: [{ check: { kind: 'tcp', target: '192.0.2.2:18089' } }],
+      instances: [{ check: { kind: 'tcp', target: '172.17.0.8:80' } }],
     },
     {
       name: 'TCP and HTTP checks are not applied to UDP ports',

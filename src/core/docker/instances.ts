@@ -141,6 +141,10 @@ export function containerToInstances(snapshot: ContainerSnapshot, options: Build
   const globalTags = resolveTags(first(label(snapshot, 'discovery.tags'), registrator(snapshot, 'SERVICE_TAGS')), problems) ?? []
   const meta = resolveMeta(snapshot, problems)
   const check = resolveCheck(snapshot, problems)
+  // Docker's userland proxy accepts a connection on a published port even when nothing listens
+  // behind it, so a TCP check of a published port connects to the container's own address.
+  const direct = addressing.kind === 'published' ? containerAddress(snapshot, options.network) : undefined
+  const tcpProbeAddress = direct && 'address' in direct ? direct.address : undefined
 
   const instances: DesiredInstance[] = []
   for (const endpoint of kept) {
@@ -153,7 +157,7 @@ export function containerToInstances(snapshot: ContainerSnapshot, options: Build
       continue
     }
     const tags = resolvePortTags(snapshot, endpoint.containerPort, problems) ?? globalTags
-    const spec = checkFor(check, snapshot, endpoint)
+    const spec = checkFor(check, snapshot, endpoint, tcpProbeAddress)
     instances.push({
       id,
       service,
@@ -510,7 +514,7 @@ function execPlan(setting: Setting, problems: ProblemList): CheckPlan | undefine
   return { kind: 'exec', command }
 }
 
-function checkFor(check: { plan?: CheckPlan; timing: CheckTiming }, snapshot: ContainerSnapshot, endpoint: Endpoint): CheckSpec | undefined {
+function checkFor(check: { plan?: CheckPlan; timing: CheckTiming }, snapshot: ContainerSnapshot, endpoint: Endpoint, tcpProbeAddress?: string): CheckSpec | undefined {
   const { plan, timing } = check
   const docker = (): CheckSpec | undefined => (snapshot.hasHealthcheck ? { kind: 'docker', target: snapshot.name, ...CHECK_DEFAULTS } : undefined)
   if (!plan) return undefined
@@ -524,7 +528,10 @@ function checkFor(check: { plan?: CheckPlan; timing: CheckTiming }, snapshot: Co
       // An HTTP or TCP probe of a UDP port can only fail, so such ports keep what Docker knows.
       if (endpoint.protocol !== 'tcp') return docker()
       const hostPort = `${isIP(endpoint.address) === 6 ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`
-      if (plan.kind === 'tcp') return { kind: 'tcp', target: hostPort, ...timing }
+      if (plan.kind === 'tcp') {
+        const target = tcpProbeAddress ? `${isIP(tcpProbeAddress) === 6 ? `[${tcpProbeAddress}]` : tcpProbeAddress}:${endpoint.containerPort}` : hostPort
+        return { kind: 'tcp', target, ...timing }
+      }
       return {
         kind: 'http',
         target: `http://${hostPort}${plan.path}`,
