@@ -39,7 +39,8 @@ export async function run() {
       names.push(name)
       docker(host, ['run', '-d', '--name', name, '-l', tag, ...expose, '-l', 'discovery.check.tcp=true', '-l', 'discovery.check.interval=5s', env.image])
     }
-    agent = spawn(process.execPath, [path.join(root, 'bin/run.js'), 'watch', '--json', '--docker-host', host, '--address-mode', 'container', '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', tag], {
+    // Run as an installed bin runs (its shebang carries the agent's V8 memory settings).
+    agent = spawn(path.join(root, 'bin/run.js'), ['watch', '--json', '--docker-host', host, '--address-mode', 'container', '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', tag], {
       cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
     })
