@@ -47,3 +47,11 @@ export function waitUntil(predicate, timeoutMs, what, everyMs = 2) {
     tick()
   })
 }
+
+/**
+ * How to spawn `args`: the CLI's bin runs as an installed bin does (its shebang carries the
+ * agent's Node flags); any other script runs under this Node.
+ */
+export function commandFor(args) {
+  return args[0].endsWith(`${path.sep}bin${path.sep}run.js`) ? [args[0], args.slice(1)] : [process.execPath, args]
+}

@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
+import { commandFor, isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
 
 const BIN = path.join(root, 'bin/run.js')
 
@@ -32,7 +32,7 @@ function parseTtlMs(text) {
 /** One agent process; `events` collects its NDJSON. */
 function startAgent(node, { env, prefix, ttl }) {
   const args = [BIN, 'watch', '--json', '--node', node, '--ttl', ttl, '--prefix', prefix, '--etcd-endpoints', env.etcdEndpoints.join(','), '--docker-host', env.docker2Host, '--no-exposed-by-default']
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+  const child = spawn(...commandFor(args), { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
   const agent = { node, child, events: [], stderr: '', exited: new Promise((resolve) => child.on('exit', resolve)) }
   let buffer = ''
   child.stdout.setEncoding('utf8').on('data', (chunk) => {

@@ -4,7 +4,7 @@
 // Two subjects, measured in the same run against the same dockerd and etcd:
 //   - the floor: a minimal loop with the same libraries (dockerode event → inspect → etcd3 put
 //     under a lease; `kill` → delete), in a process of its own;
-//   - the agent: `node bin/run.js watch --json`.
+//   - the agent: `bin/run.js watch --json`, run as an installed bin runs.
 // Each is watched by a second process (etcd3 prefix watch) that timestamps every arrival on
 // this machine's wall clock; latencies are measured from the Docker event's `timeNano`.
 //
@@ -23,7 +23,7 @@ import { setInterval } from 'node:timers'
 import { fileURLToPath } from 'node:url'
 import Docker from 'dockerode'
 import { Etcd3 } from 'etcd3'
-import { isMain, percentile, printRows, root as ROOT, round as roundTo, testEnv } from './common.js'
+import { commandFor, isMain, percentile, printRows, root as ROOT, round as roundTo, testEnv } from './common.js'
 
 const SELF = fileURLToPath(import.meta.url)
 
@@ -150,7 +150,7 @@ async function floorRole(dockerHost, endpoints, prefix) {
 
 /** A child process speaking NDJSON on stdout. */
 function spawnJson(args, onMessage, extraEnv = {}) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...extraEnv } })
+  const child = spawn(...commandFor(args), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...extraEnv } })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (d) => {
     stderr = (stderr + d).slice(-4000)

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import Docker from 'dockerode'
 import { Etcd3 } from 'etcd3'
-import { isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
+import { commandFor, isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
 
 const BIN = path.join(root, 'bin/run.js')
 const TTL_MS = 10_000
@@ -76,7 +76,7 @@ export async function run(options = {}) {
         const node = `exp-${id}-${signal === 'SIGKILL' ? 'k' : 't'}${i}`
         // Given: the agent (default TTL) has registered every one of our containers
         const args = [BIN, 'watch', '--json', '--node', node, '--prefix', prefix, '--etcd-endpoints', env.etcdEndpoints.join(','), '--docker-host', env.docker2Host]
-        const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+        const child = spawn(...commandFor(args), { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
         let stderr = ''
         child.stderr.setEncoding('utf8').on('data', (d) => (stderr = (stderr + d).slice(-4000)))
         agent = { child, exited: new Promise((resolve) => child.on('exit', resolve)) }
