@@ -2,7 +2,7 @@ import type { Etcd3 } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
 import { dockerAt } from '../support/agent-harness.js'
-import { currentRevision, etcdClient, quietAgentArgs, readElectionLeader, recordLeaderInfo, termRegressions, TestAgent, type LeaderInfoWrite } from '../support/election.js'
+import { currentRevision, etcdClient, quietAgentArgs, recordLeaderInfo, termRegressions, TestAgent, waitForActingLeader, type LeaderInfoWrite } from '../support/election.js'
 import { testEnv } from '../support/env.js'
 import { FaultContainers, faultTag, sleep } from '../support/faults.js'
 import { expectConverged, type OracleInput } from '../support/oracle.js'
@@ -37,20 +37,8 @@ function oracle(): OracleInput {
   return { etcd: client, prefix, hosts: live.map((a) => ({ node: a.node, docker: docker2 })), labels: pool.labels, scope: pool.owns }
 }
 
-/** The agent etcd names leader and that itself says it acts, for that term. */
 function actingLeader(exclude?: string, boundMs = 20_000): Promise<TestAgent> {
-  return waitFor(
-    async () => {
-      const leader = await readElectionLeader(client, prefix)
-      if (!leader || leader.node === exclude) return undefined
-      const agent = current.get(leader.node)
-      const last = agent?.eventsOf('leader.acting').at(-1)
-      return agent?.running && last?.acting === true && last.term === leader.term ? agent : undefined
-    },
-    boundMs,
-    exclude ? `an agent other than ${exclude} to lead and act` : 'an agent to lead and act',
-    50,
-  )
+  return waitForActingLeader(client, prefix, current, { exclude, boundMs })
 }
 
 /** The leader/info history as `node@term` runs, in etcd's order. */

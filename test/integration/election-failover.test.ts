@@ -15,6 +15,7 @@ import {
   recordLeaderInfo,
   termRegressions,
   TestAgent,
+  waitForActingLeader,
   type LeaderInfoWrite,
 } from '../support/election.js'
 import { testEnv } from '../support/env.js'
@@ -38,20 +39,8 @@ function startAgent(node: string): TestAgent {
   return agent
 }
 
-/** The agent that etcd says leads and that itself says it acts, for that very term. */
-async function actingLeader(exclude?: string, boundMs = 20_000, everyMs = 50): Promise<TestAgent> {
-  return waitFor(
-    async () => {
-      const leader = await readElectionLeader(client, prefix)
-      if (!leader || leader.node === exclude) return undefined
-      const agent = current.get(leader.node)
-      const last = agent?.eventsOf('leader.acting').at(-1)
-      return agent?.running && last?.acting === true && last.term === leader.term ? agent : undefined
-    },
-    boundMs,
-    exclude ? `an agent other than ${exclude} to lead and act` : 'an agent to lead and act',
-    everyMs,
-  )
+function actingLeader(exclude?: string, boundMs = 20_000, everyMs = 50): Promise<TestAgent> {
+  return waitForActingLeader(client, prefix, current, { exclude, boundMs, everyMs })
 }
 
 async function status(args: string[] = ['--json']): Promise<ClusterStatus> {

@@ -3,7 +3,7 @@ import Dockerode from 'dockerode'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { createEtcdClient } from '../../src/core/etcd.js'
 import type { InstanceRecord, NodeRecord } from '../../src/core/model.js'
-import { etcdFlags, startCli, waitFor, type LiveProcess } from './cli.js'
+import { etcdFlags, parseJsonLines, startCli, waitFor, type LiveProcess } from './cli.js'
 import { testEnv } from './env.js'
 
 /**
@@ -108,15 +108,7 @@ export class AgentProcess {
   }
 
   events(): AgentEventLine[] {
-    const out: AgentEventLine[] = []
-    for (const line of this.proc.lines()) {
-      try {
-        out.push(JSON.parse(line) as AgentEventLine)
-      } catch {
-        // a partial last line
-      }
-    }
-    return out
+    return parseJsonLines<AgentEventLine>(this.proc.lines())
   }
 
   eventsOf(type: string): AgentEventLine[] {

@@ -128,3 +128,16 @@ export async function keysUnder(prefix: string): Promise<string[]> {
   const out = await etcdctl(['get', '--prefix', '--keys-only', prefix])
   return out.split('\n').filter(Boolean)
 }
+
+/** NDJSON lines as objects; a line still being written (not yet valid JSON) is skipped. */
+export function parseJsonLines<T>(lines: string[]): T[] {
+  const out: T[] = []
+  for (const line of lines) {
+    try {
+      out.push(JSON.parse(line) as T)
+    } catch {
+      // a partial last line
+    }
+  }
+  return out
+}

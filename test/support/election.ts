@@ -1,5 +1,5 @@
 import { Etcd3 } from 'etcd3'
-import { etcdFlags, startCli, waitFor, type LiveProcess } from './cli.js'
+import { etcdFlags, parseJsonLines, startCli, waitFor, type LiveProcess } from './cli.js'
 import { testEnv } from './env.js'
 
 /** One NDJSON line of `watch --json`. */
@@ -49,15 +49,7 @@ export class TestAgent {
   }
 
   events(): AgentEventLine[] {
-    const out: AgentEventLine[] = []
-    for (const line of this.live.lines()) {
-      try {
-        out.push(JSON.parse(line) as AgentEventLine)
-      } catch {
-        // a line still being written
-      }
-    }
-    return out
+    return parseJsonLines<AgentEventLine>(this.live.lines())
   }
 
   eventsOf(type: string): AgentEventLine[] {
@@ -184,6 +176,28 @@ export async function readElectionLeader(client: Etcd3, prefix: string): Promise
 }
 
 /** The campaign keys as [node, create revision], oldest first. */
+/** The agent etcd names leader and that itself says it acts, for that very term. */
+export function waitForActingLeader(
+  client: Etcd3,
+  prefix: string,
+  agents: ReadonlyMap<string, TestAgent>,
+  options: { exclude?: string; boundMs?: number; everyMs?: number } = {},
+): Promise<TestAgent> {
+  const { exclude, boundMs = 20_000, everyMs = 50 } = options
+  return waitFor(
+    async () => {
+      const leader = await readElectionLeader(client, prefix)
+      if (!leader || leader.node === exclude) return undefined
+      const agent = agents.get(leader.node)
+      const last = agent?.eventsOf('leader.acting').at(-1)
+      return agent?.running && last?.acting === true && last.term === leader.term ? agent : undefined
+    },
+    boundMs,
+    exclude ? `an agent other than ${exclude} to lead and act` : 'an agent to lead and act',
+    everyMs,
+  )
+}
+
 export async function readCampaigns(client: Etcd3, prefix: string): Promise<{ node: string; term: string }[]> {
   const response = await client.getAll().prefix(`${prefix}/election/`).sort('Create', 'Ascend').exec()
   return response.kvs.map((kv) => ({ node: kv.value.toString(), term: kv.create_revision }))
