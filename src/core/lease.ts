@@ -122,9 +122,6 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
     this.deleted.delete(key)
   }
 
-  ownedKeys(): ReadonlyMap<string, string> {
-    return this.owned
-  }
 
   /** Stops renewing and revokes: every key bound to the lease vanishes at once. */
   async revoke(): Promise<void> {

@@ -31,7 +31,3 @@ export function isCI(env: NodeJS.ProcessEnv): boolean {
 export function stdoutIsTTY(): boolean {
   return Boolean(process.stdout.isTTY)
 }
-
-export function stderrIsTTY(): boolean {
-  return Boolean(process.stderr.isTTY)
-}

@@ -9,7 +9,7 @@ import type { ContainerSnapshot } from '../docker/snapshot.js'
 import { DockerSource, type ContainerEvent, type InspectedContainer } from '../docker/source.js'
 import { describeCause, explainEtcdFailure } from '../etcd.js'
 import { UnavailableError, UsageError } from '../errors.js'
-import { dockerHealthToStatus, execCheck, httpCheck, tcpCheck, createCheckAgents, destroyCheckAgents, type CheckAgents, type CheckResult } from '../health/checks.js'
+import { createCheckAgents, destroyCheckAgents, dockerHealthToStatus, runStoredCheck, type CheckAgents, type CheckResult } from '../health/checks.js'
 import { HealthScheduler } from '../health/scheduler.js'
 import { instanceKey, nodeKey } from '../keys.js'
 import { ManagedLease } from '../lease.js'
@@ -165,18 +165,6 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
     destroyCheckAgents(this.checkAgents)
     this.registry.close()
     this.emitEvent({ type: 'agent.stopped' })
-  }
-
-  /** Like a crash, for tests and `--dev` teardown: stop without revoking. */
-  abandon(): void {
-    this.stopped = true
-    clearInterval(this.resyncTimer)
-    clearInterval(this.criticalTimer)
-    this.source.stop()
-    this.scheduler.stop()
-    this.lease.release()
-    destroyCheckAgents(this.checkAgents)
-    this.registry.close()
   }
 
   // ---------------------------------------------------------------- start-up
@@ -551,18 +539,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent] }> {
 
   private runCheck(instance: DesiredInstance): Promise<CheckResult> {
     const check = instance.check!
-    switch (check.kind) {
-      case 'http':
-        return httpCheck({ url: check.target, timeoutMs: check.timeout, expectStatus: check.expectStatus, expectBody: check.expectBody, agent: this.checkAgents })
-      case 'tcp': {
-        const { host, port } = splitHostPort(check.target)
-        return tcpCheck({ host, port, timeoutMs: check.timeout })
-      }
-      case 'exec':
-        return execCheck({ docker: this.docker, container: check.container ?? instance.container?.id ?? '', command: check.target, timeoutMs: check.timeout })
-      default:
-        return Promise.resolve({ status: 'unknown', output: `unsupported check kind ${check.kind}`, latencyMs: 0 })
-    }
+    return runStoredCheck(check, { agents: this.checkAgents, docker: this.docker, container: check.container ?? instance.container?.id })
   }
 
   private onHealthChange(key: string, health: Health): void {
@@ -773,9 +750,4 @@ function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
-}
-
-function splitHostPort(target: string): { host: string; port: number } {
-  const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(target)
-  return match ? { host: match[1], port: Number(match[2]) } : { host: target, port: 0 }
 }

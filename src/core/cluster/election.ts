@@ -110,16 +110,6 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
     await Promise.all([this.lease?.revoke(), watcher ? Promise.race([watcher.cancel().catch(() => undefined), delay(1_000)]) : undefined])
   }
 
-  /** Stops without resigning (what a crash looks like): the key expires after the TTL. */
-  abandon(): void {
-    this.stopped = true
-    this.stopping.abort()
-    clearTimeout(this.guard)
-    this.setActing(false)
-    this.lease?.release()
-    void this.watcher?.cancel().catch(() => undefined)
-  }
-
   // ------------------------------------------------------------------ campaign
 
   private async campaign(): Promise<void> {

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Etcd3 } from 'etcd3'
 import { backoffMs, delay } from '../async.js'
 import { describeCause } from '../etcd.js'
-import { createCheckAgents, destroyCheckAgents, httpCheck, tcpCheck, type CheckAgents, type CheckResult } from '../health/checks.js'
+import { createCheckAgents, destroyCheckAgents, runStoredCheck, type CheckAgents, type CheckResult } from '../health/checks.js'
 import { HealthScheduler } from '../health/scheduler.js'
 import { leaderStatePrefix } from '../keys.js'
 import type { Health, InstanceRecord, NodeRecord } from '../model.js'
@@ -196,11 +196,7 @@ class Session {
     const record = this.instances?.get(key)?.value
     const check = record?.check
     if (!check) return Promise.resolve({ status: 'unknown', output: 'instance gone', latencyMs: 0 })
-    if (check.kind === 'http') {
-      return httpCheck({ url: check.target, timeoutMs: check.timeout, expectStatus: check.expectStatus, expectBody: check.expectBody, agent: this.agents })
-    }
-    const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(check.target)
-    return tcpCheck({ host: match?.[1] ?? check.target, port: Number(match?.[2] ?? 0), timeoutMs: check.timeout })
+    return runStoredCheck(check, { agents: this.agents })
   }
 
   private async writeHealth(key: string, health: Health): Promise<void> {

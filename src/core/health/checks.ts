@@ -4,7 +4,7 @@ import net from 'node:net'
 import { Writable } from 'node:stream'
 import type Dockerode from 'dockerode'
 import { UsageError } from '../errors.js'
-import type { HealthStatus } from '../model.js'
+import type { CheckSpec, HealthStatus } from '../model.js'
 import { clip } from '../validate.js'
 
 /**
@@ -400,6 +400,27 @@ export async function dockerHealthCheck(options: DockerHealthCheckOptions): Prom
 
 function hostPort(host: string, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/**
+ * Runs a check as stored in a record once: the agent's checks and the leader's checks of
+ * external services both schedule this. `exec` needs the Docker client and the container.
+ */
+export function runStoredCheck(spec: CheckSpec, context: { agents: CheckAgents; docker?: Dockerode; container?: string }): Promise<CheckResult> {
+  switch (spec.kind) {
+    case 'http':
+      return httpCheck({ url: spec.target, timeoutMs: spec.timeout, expectStatus: spec.expectStatus, expectBody: spec.expectBody, agent: context.agents })
+    case 'tcp': {
+      // `host:port` or `[v6]:port`, as records store it.
+      const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(spec.target)
+      return tcpCheck({ host: match?.[1] ?? spec.target, port: Number(match?.[2] ?? 0), timeoutMs: spec.timeout })
+    }
+    case 'exec':
+      if (context.docker && context.container) return execCheck({ docker: context.docker, container: context.container, command: spec.target, timeoutMs: spec.timeout })
+      return Promise.resolve({ status: 'unknown', output: 'exec check without a container', latencyMs: 0 })
+    default:
+      return Promise.resolve({ status: 'unknown', output: `${spec.kind} checks are followed from Docker, not run`, latencyMs: 0 })
+  }
 }
 
 /** First non-empty line, trimmed and clipped: outputs end up in etcd records and table cells. */
