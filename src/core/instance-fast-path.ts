@@ -19,7 +19,7 @@ export function fastInstanceRecord(json: unknown): InstanceRecord | undefined {
     const value = json[key]
     switch (key) {
       case 'schema':
-        if (value !== 1) return undefined
+        if (value !== 1 && value !== 2) return undefined
         required++
         break
       case 'id':

@@ -1,7 +1,16 @@
 import { assertInstanceId, assertNodeName, assertServiceName } from './validate.js'
 
-/** The schema-1 key layout. Every key the project writes is built here, after validation. */
-export const SCHEMA = 1
+/**
+ * The key layout. Every key the project writes is built here, after validation.
+ *
+ *   <prefix>/services/<service>/<id>          manual records (register): cluster-wide ids, no owner lease
+ *   <prefix>/services/<service>/<node>/<id>   Docker records: owned by <node>'s agent, on its lease
+ *   <prefix>/nodes/<node>                     node records, on the agent's lease
+ *
+ * The node in a Docker record's key is what makes the same explicit id (a Registrator
+ * SERVICE_ID) on two hosts two instances, each host touching only its own.
+ */
+export const SCHEMA = 2
 
 export const servicesPrefix = (prefix: string): string => `${prefix}/services/`
 export const servicePrefix = (prefix: string, service: string): string => `${prefix}/services/${assertServiceName(service)}/`
@@ -10,19 +19,40 @@ export const electionPrefix = (prefix: string): string => `${prefix}/election/`
 /** Leader-fenced state (e.g. when a manual instance first turned critical) lives here. */
 export const leaderStatePrefix = (prefix: string): string => `${prefix}/leader/`
 
+/** The key of a manual record (and of a schema-1 record of any source). */
 export function instanceKey(prefix: string, service: string, id: string): string {
   return `${servicePrefix(prefix, service)}${assertInstanceId(id)}`
+}
+
+/** The key of a Docker record: under its owner node. */
+export function dockerInstanceKey(prefix: string, service: string, node: string, id: string): string {
+  return `${servicePrefix(prefix, service)}${assertNodeName(node)}/${assertInstanceId(id)}`
+}
+
+/** Where a record belongs: Docker records under their node, manual ones at `<service>/<id>`. */
+export function recordKey(prefix: string, record: { service: string; id: string; node: string; source: 'docker' | 'manual' }): string {
+  return record.source === 'docker' ? dockerInstanceKey(prefix, record.service, record.node, record.id) : instanceKey(prefix, record.service, record.id)
 }
 
 export function nodeKey(prefix: string, node: string): string {
   return `${nodesPrefix(prefix)}${assertNodeName(node)}`
 }
 
-/** `<prefix>/services/<service>/<id>` → its parts, or undefined for anything else. */
-export function parseInstanceKey(prefix: string, key: string): { service: string; id: string } | undefined {
+/** `<prefix>/services/<service>/[<node>/]<id>` → its parts, or undefined for anything else. */
+export function parseInstanceKey(prefix: string, key: string): { service: string; node?: string; id: string } | undefined {
   const base = servicesPrefix(prefix)
   if (!key.startsWith(base)) return undefined
   const rest = key.slice(base.length).split('/')
-  if (rest.length !== 2 || !rest[0] || !rest[1]) return undefined
-  return { service: rest[0], id: rest[1] }
+  if (rest.some((part) => part.length === 0)) return undefined
+  if (rest.length === 2) return { service: rest[0], id: rest[1] }
+  if (rest.length === 3) return { service: rest[0], node: rest[1], id: rest[2] }
+  return undefined
+}
+
+/** Whether a record may live at `key`: its own service and id, under its node when it is a schema-2 Docker record. */
+export function recordBelongsAt(prefix: string, key: string, record: { service: string; id: string; node: string; source: string; schema: number }): boolean {
+  const where = parseInstanceKey(prefix, key)
+  if (!where || where.service !== record.service || where.id !== record.id) return false
+  if (where.node === undefined) return record.source === 'manual' || record.schema === 1
+  return record.source === 'docker' && where.node === record.node
 }

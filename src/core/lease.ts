@@ -123,6 +123,11 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
   }
 
 
+  /** A write bound to `leaseId` was refused because etcd no longer knows the lease: recover now. */
+  reportInvalid(leaseId: string): void {
+    if (leaseId === this.leaseId) this.markLost('etcd reports the lease expired')
+  }
+
   /** Stops renewing and revokes: every key bound to the lease vanishes at once. */
   async revoke(): Promise<void> {
     this.closed = true

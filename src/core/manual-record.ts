@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import { UsageError } from './errors.js'
-import { CHECK_DEFAULTS, initialHealth, type CheckSpec, type InstanceRecord } from './model.js'
+import { CHECK_DEFAULTS, RECORD_SCHEMA, initialHealth, type CheckSpec, type InstanceRecord } from './model.js'
 import { assertAddress, assertInstanceId, assertPort, assertServiceName, assertTag, clip, parseMetaPair } from './validate.js'
 
 /** What `register` and `registerSelf` ask for: one instance that no Docker container backs. */
@@ -70,7 +70,7 @@ export function buildManualRecord(
   }
   const at = now.toISOString()
   return {
-    schema: 1,
+    schema: RECORD_SCHEMA,
     id,
     service,
     address,

@@ -42,8 +42,14 @@ export interface ContainerRef {
   protocol: 'tcp' | 'udp' | 'sctp'
 }
 
+/**
+ * `schema` 2 (written since 0.2): Docker records live at `<prefix>/services/<service>/<node>/<id>`,
+ * owned by their node's agent and lease; manual records stay at `<prefix>/services/<service>/<id>`.
+ * Schema-1 records (every record at `<service>/<id>`) are still read.
+ */
+export const RECORD_SCHEMA = 2
 export interface InstanceRecord {
-  schema: 1
+  schema: 1 | 2
   id: string
   service: string
   address: string
@@ -70,6 +76,12 @@ export interface NodeRecord {
   ttl: number
   lease: string
   docker?: string
+  /** Random per agent process: tells this run's claim from another's, even with equal pids. */
+  instance?: string
+  /** The pid namespace (`/proc/self/ns/pid`), so a pid is compared only where it means the same process. */
+  pidNamespace?: string
+  /** The address this agent advertises for its host (DNS `<node>.node.<domain>`, Consul's Node Address). */
+  address?: string
 }
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string }

@@ -8,6 +8,7 @@ export interface MirrorEntry<T> {
   key: string
   value: T
   modRevision: string
+  createRevision: string
   lease: string
 }
 
@@ -15,13 +16,16 @@ export interface PrefixMirrorEvents<T> {
   /** The first full list is loaded (once). */
   ready: []
   put: [entry: MirrorEntry<T>, previous: MirrorEntry<T> | undefined]
-  delete: [previous: MirrorEntry<T>]
+  /** `revision`: of the delete (or of the listing that found the key gone). */
+  delete: [previous: MirrorEntry<T>, revision: string]
   /** A value under the prefix that is not a valid record: reported and left out, never a crash. */
   problem: [key: string, reason: string]
   /** The watch stream broke; the mirror keeps its last known contents until it relists. */
   disconnected: [error: unknown]
   /** A relist after a reconnect or compaction completed; the mirror equals etcd again. */
   resynced: [revision: string]
+  /** A relist or one watch response was applied: the mirror reflects etcd up to `revision`. */
+  batch: [revision: string]
 }
 
 /**
@@ -31,11 +35,18 @@ export interface PrefixMirrorEvents<T> {
  * reconnect; on top of that the mirror relists after every reconnect and after a watch is
  * cancelled (compaction), and applies each change only if it is newer than what it already
  * applied for that key, so replays and relists are idempotent.
+ *
+ * Memory stays bounded by what is under the prefix: a deleted key leaves a tombstone only
+ * while a relist is in flight (the one case where an older listing could resurrect it), and
+ * after each relist everything at or below its revision is judged by the listing alone.
  */
 export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private readonly entries = new Map<string, MirrorEntry<T>>()
-  /** Highest revision applied per key, for puts and deletes alike. */
-  private readonly seen = new Map<string, bigint>()
+  /** Deletes seen while a relist is in flight, so its older listing can't bring the key back. */
+  private readonly tombstones = new Map<string, bigint>()
+  /** The revision of the last completed relist: an absent key's event at or below it is already judged. */
+  private floor = -1n
+  private relistsInFlight = 0
   private watcher?: Watcher
   private closed = false
   private relisting?: Promise<void>
@@ -89,24 +100,34 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     if (watcher) await Promise.race([watcher.cancel(), delay(1000)]).catch(() => undefined)
   }
 
+  /** Tombstones kept now (for tests of the memory bound). */
+  get tombstoneCount(): number {
+    return this.tombstones.size
+  }
+
   private async relist(): Promise<bigint> {
-    const response = await rangePrefix(this.client, this.prefix)
-    const revision = BigInt(response.revision)
-    const present = new Set<string>()
-    for (const kv of response.kvs) {
-      const key = kv.key.toString()
-      present.add(key)
-      this.applyPut(kv)
+    this.relistsInFlight++
+    try {
+      const response = await rangePrefix(this.client, this.prefix)
+      const revision = BigInt(response.revision)
+      const present = new Set<string>()
+      for (const kv of response.kvs) {
+        const key = kv.key.toString()
+        present.add(key)
+        this.applyPut(kv, true)
+      }
+      for (const [key, previous] of [...this.entries]) {
+        if (present.has(key)) continue
+        if (BigInt(previous.modRevision) > revision) continue
+        this.entries.delete(key)
+        this.emit('delete', previous, revision.toString())
+      }
+      if (revision > this.floor) this.floor = revision
+      this.emit('batch', revision.toString())
+      return revision
+    } finally {
+      if (--this.relistsInFlight === 0) this.tombstones.clear()
     }
-    for (const key of [...this.entries.keys()]) {
-      if (present.has(key)) continue
-      if ((this.seen.get(key) ?? -1n) > revision) continue
-      this.seen.set(key, revision)
-      const previous = this.entries.get(key)!
-      this.entries.delete(key)
-      this.emit('delete', previous)
-    }
-    return revision
   }
 
   private async openWatcher(fromRevision: bigint): Promise<void> {
@@ -121,6 +142,8 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     }
     this.watcher = watcher
     watcher.on('put', (kv) => this.applyPut(kv))
+    // etcd3 emits a response's puts and deletes before its own 'data' listener returns to ours.
+    watcher.on('data', (response) => this.emit('batch', String(response.header.revision)))
     watcher.on('delete', (kv) => this.applyDelete(kv))
     watcher.on('disconnected', (error) => {
       if (!this.disconnected) {
@@ -177,22 +200,26 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     })()
   }
 
-  private applyPut(kv: IKeyValue): void {
+  private applyPut(kv: IKeyValue, fromListing = false): void {
     const key = kv.key.toString()
     const revision = BigInt(kv.mod_revision)
-    if (revision <= (this.seen.get(key) ?? -1n)) return
-    this.seen.set(key, revision)
     const previous = this.entries.get(key)
+    if (previous) {
+      if (revision <= BigInt(previous.modRevision)) return
+    } else {
+      if (!fromListing && revision <= this.floor) return
+      if (revision <= (this.tombstones.get(key) ?? -1n)) return
+    }
     const parsed = this.parse(kv.value.toString(), key)
     if (!parsed.ok) {
       this.emit('problem', key, parsed.reason)
       if (previous) {
         this.entries.delete(key)
-        this.emit('delete', previous)
+        this.emit('delete', previous, kv.mod_revision)
       }
       return
     }
-    const entry: MirrorEntry<T> = { key, value: parsed.value, modRevision: kv.mod_revision, lease: kv.lease }
+    const entry: MirrorEntry<T> = { key, value: parsed.value, modRevision: kv.mod_revision, createRevision: kv.create_revision, lease: kv.lease }
     this.entries.set(key, entry)
     this.emit('put', entry, previous)
   }
@@ -200,11 +227,10 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private applyDelete(kv: IKeyValue): void {
     const key = kv.key.toString()
     const revision = BigInt(kv.mod_revision)
-    if (revision <= (this.seen.get(key) ?? -1n)) return
-    this.seen.set(key, revision)
+    if (this.relistsInFlight > 0 && revision > (this.tombstones.get(key) ?? -1n)) this.tombstones.set(key, revision)
     const previous = this.entries.get(key)
-    if (!previous) return
+    if (!previous || revision <= BigInt(previous.modRevision)) return
     this.entries.delete(key)
-    this.emit('delete', previous)
+    this.emit('delete', previous, kv.mod_revision)
   }
 }

@@ -2,7 +2,8 @@ import type { Etcd3, IKeyValue } from 'etcd3'
 import type { EtcdConnection } from './config.js'
 import { createEtcdClient, explainEtcdFailure, rangePrefix, type EtcdClientOptions } from './etcd.js'
 import { fastInstanceRecord } from './instance-fast-path.js'
-import { instanceKey, nodeKey, nodesPrefix, parseInstanceKey, servicePrefix, servicesPrefix } from './keys.js'
+import { EtcdLeaseInvalidError } from 'etcd3'
+import { instanceKey, nodeKey, nodesPrefix, recordBelongsAt, servicePrefix, servicesPrefix } from './keys.js'
 import type { InstanceRecord, NodeRecord, ParseResult } from './model.js'
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js'
 import { assertPrefix } from './validate.js'
@@ -75,7 +76,7 @@ export class Registry {
     if (!kv) return undefined
     const raw = kv.value.toString()
     const value = this.fastInstance(raw, key) ?? okValue(this.parseInstance(raw, key, await this.loadSchemas()))
-    return value ? { key, value, modRevision: kv.mod_revision, lease: kv.lease } : undefined
+    return value ? { key, value, modRevision: kv.mod_revision, createRevision: kv.create_revision, lease: kv.lease } : undefined
   }
 
   async getNode(node: string): Promise<MirrorEntry<NodeRecord> | undefined> {
@@ -84,7 +85,7 @@ export class Registry {
     const kv = response.kvs[0]
     if (!kv) return undefined
     const value = okValue((await this.loadSchemas()).parseNodeRecord(kv.value.toString()))
-    return value ? { key, value, modRevision: kv.mod_revision, lease: kv.lease } : undefined
+    return value ? { key, value, modRevision: kv.mod_revision, createRevision: kv.create_revision, lease: kv.lease } : undefined
   }
 
   /** Puts an instance record, bound to `leaseId` when given (else persistent). */
@@ -128,6 +129,72 @@ export class Registry {
     )
   }
 
+  /** Parses one instance value read at `key` (fast path, then the schema), for the registry view. */
+  async instanceParser(): Promise<(raw: string, key: string) => ParseResult<InstanceRecord>> {
+    const schemas = await this.loadSchemas()
+    return (raw, key) => {
+      const value = this.fastInstance(raw, key)
+      return value ? { ok: true, value } : this.parseInstance(raw, key, schemas)
+    }
+  }
+
+  async nodeParser(): Promise<(raw: string) => ParseResult<NodeRecord>> {
+    const schemas = await this.loadSchemas()
+    return (raw) => schemas.parseNodeRecord(raw)
+  }
+
+  /**
+   * Owner-guarded writes: each put or delete happens only if its key is still as the caller
+   * last saw it (absent, or at a mod revision), so no writer overwrites a record it does not
+   * own or one that moved on. Ops go in transactions of up to TXN_BATCH; a transaction whose
+   * guards do not all hold is retried op by op, so one moved key does not fail its neighbours.
+   * Network failures reject; a refused guard is a result.
+   */
+  async applyGuarded(ops: readonly GuardedOp[]): Promise<GuardedResult[]> {
+    const results: GuardedResult[] = []
+    for (let i = 0; i < ops.length; i += TXN_BATCH) {
+      const batch = ops.slice(i, i + TXN_BATCH)
+      const together = await this.commitGuarded(batch)
+      if (together.ok) {
+        for (let j = 0; j < batch.length; j++) results.push(together)
+        continue
+      }
+      if (batch.length === 1) {
+        results.push(together)
+        continue
+      }
+      for (const op of batch) results.push(await this.commitGuarded([op]))
+    }
+    return results
+  }
+
+  /** A put or delete that only the holder of `fence` (the election key at its create revision) may make. */
+  async fenced(fence: { key: string; createRevision: string }, op: GuardedOp | { kind: 'put'; key: string; value: string; lease?: string; expect?: undefined }): Promise<boolean> {
+    let txn = this.client.if(fence.key, 'Create', '==', fence.createRevision)
+    if (op.expect) txn = 'absent' in op.expect ? txn.and(op.key, 'Version', '==', 0) : txn.and(op.key, 'Mod', '==', op.expect.modRevision)
+    const result = await txn.then(this.toOp(op)).commit()
+    return result.succeeded
+  }
+
+  private async commitGuarded(batch: readonly GuardedOp[]): Promise<GuardedResult> {
+    const first = batch[0]
+    let txn = 'absent' in first.expect ? this.client.if(first.key, 'Version', '==', 0) : this.client.if(first.key, 'Mod', '==', first.expect.modRevision)
+    for (const op of batch.slice(1)) txn = 'absent' in op.expect ? txn.and(op.key, 'Version', '==', 0) : txn.and(op.key, 'Mod', '==', op.expect.modRevision)
+    try {
+      const result = await txn.then(...batch.map((op) => this.toOp(op))).commit()
+      return result.succeeded ? { ok: true, revision: result.header.revision } : { ok: false, reason: 'moved' }
+    } catch (error) {
+      if (error instanceof EtcdLeaseInvalidError) return { ok: false, reason: 'lease', error }
+      throw error
+    }
+  }
+
+  private toOp(op: GuardedOp | { kind: 'put'; key: string; value: string; lease?: string }) {
+    if (op.kind === 'delete') return this.client.delete().key(op.key)
+    const put = this.client.put(op.key).value(op.value)
+    return op.lease && op.lease !== '0' ? put.lease(op.lease) : put
+  }
+
   /** Wraps an etcd call so a failure becomes one UnavailableError line naming the endpoint and the cause. */
   async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -151,16 +218,15 @@ export class Registry {
       return undefined
     }
     const record = fastInstanceRecord(json)
-    return record && key === `${this.instancesBase}${record.service}/${record.id}` ? record : undefined
+    return record && recordBelongsAt(this.prefix, key, record) ? record : undefined
   }
 
   /** The schema's verdict; a record must also live at the key its own service and id name. */
   private parseInstance(raw: string, key: string, schemas: Schemas): ParseResult<InstanceRecord> {
     const parsed = schemas.parseInstanceRecord(raw)
     if (!parsed.ok) return parsed
-    const where = parseInstanceKey(this.prefix, key)
-    if (!where || where.service !== parsed.value.service || where.id !== parsed.value.id) {
-      return { ok: false, reason: `record names ${parsed.value.service}/${parsed.value.id} but lives at another key` }
+    if (!recordBelongsAt(this.prefix, key, parsed.value)) {
+      return { ok: false, reason: `record names ${parsed.value.service}/${parsed.value.id} (node ${parsed.value.node}, ${parsed.value.source}) but lives at another key` }
     }
     return parsed
   }
@@ -189,11 +255,23 @@ export class Registry {
     response.kvs.forEach((kv: IKeyValue, i) => {
       const key = keys[i]
       const parsed: ParseResult<T> = quick[i] !== undefined ? { ok: true, value: quick[i] as T } : parse(kv.value.toString(), key, schemas!)
-      if (parsed.ok) entries.push({ key, value: parsed.value, modRevision: kv.mod_revision, lease: kv.lease })
+      if (parsed.ok) entries.push({ key, value: parsed.value, modRevision: kv.mod_revision, createRevision: kv.create_revision, lease: kv.lease })
       else problems.push({ key, reason: parsed.reason })
     })
     return { entries, problems, revision: response.revision }
   }
 }
+
+/** Most ops in one transaction (etcd's --max-txn-ops defaults to 128 per branch). */
+const TXN_BATCH = 100
+
+export type GuardedOp =
+  | { kind: 'put'; key: string; value: string; lease?: string; expect: { absent: true } | { modRevision: string } }
+  | { kind: 'delete'; key: string; expect: { modRevision: string } }
+
+export type GuardedResult =
+  | { ok: true; revision: string }
+  /** `moved`: the key was not as expected (someone else's, or changed since read); `lease`: etcd no longer knows the lease. */
+  | { ok: false; reason: 'moved' | 'lease'; error?: unknown }
 
 const okValue = <T>(parsed: ParseResult<T>): T | undefined => (parsed.ok ? parsed.value : undefined)

@@ -39,7 +39,7 @@ export const containerRefSchema = z.object({
 })
 
 export const instanceRecordSchema = z.object({
-  schema: z.literal(1),
+  schema: z.union([z.literal(1), z.literal(2)]),
   id: instanceId,
   service: serviceName,
   address: z.string().min(1),
@@ -66,6 +66,9 @@ export const nodeRecordSchema = z.object({
   ttl: z.number(),
   lease: z.string(),
   docker: z.string().optional(),
+  address: z.string().max(255).optional(),
+  instance: z.string().max(64).optional(),
+  pidNamespace: z.string().max(64).optional(),
 })
 
 function parseWith<T>(schema: z.ZodType<T>, raw: string): ParseResult<T> {

@@ -3,60 +3,86 @@ import type { AgentEvent } from '../core/agent/events.js'
 import { LeaderElection } from '../core/cluster/election.js'
 import { LeaderDuties } from '../core/cluster/leader-duties.js'
 import type { Config } from '../core/config.js'
+import type { Registry } from '../core/registry.js'
 import type { AgentStore } from '../core/store.js'
+import type { RegistryView } from '../core/view/registry-view.js'
+import { openView } from './open-view.js'
 
 export interface WatchOptions {
   config: Config
   version: string
   /** Every event and the registry view go into this one store; presenters subscribe to it. */
   store: AgentStore
-  /** Aborts on SIGINT/SIGTERM/`q`: the agent stops gracefully. */
+  /** Aborts on SIGINT/SIGTERM/SIGHUP-less stop requests and `q`: the agent stops gracefully. */
   signal: AbortSignal
   /** Why it stopped (`q`, SIGTERM…), for the log. */
   stopReason?: () => string
+  /** Called once the view is open, e.g. to start the DNS and HTTP servers over it. */
+  onView?: (view: RegistryView, registry: Registry) => Promise<void> | void
 }
 
 /**
  * Runs the agent, its campaign and the leader duties until `signal` aborts; the one
- * lifecycle owner. Stop order: resign (the next leader is elected at once), then the
- * agent revokes its lease (its instances vanish at once).
+ * lifecycle owner. It opens the process's registry adapter and its one view, and hands
+ * them to the agent, the leader duties, the store (and the servers). Stop order: resign
+ * (the next leader is elected at once), then the agent revokes its lease (its instances
+ * vanish at once). A fatal agent error (its node name taken) stops everything and rethrows.
  */
 export async function runWatch(options: WatchOptions): Promise<void> {
-  const { config } = options
-  const { store } = options
+  const { config, store } = options
   const emit = (event: AgentEvent): void => store.apply(event)
-  const agent = new Agent({ config, version: options.version })
+  const stopped = new Promise<'aborted'>((resolve) => options.signal.addEventListener('abort', () => resolve('aborted'), { once: true }))
+  const opened = await openView(config, emit, options.signal)
+  if (!opened) return
+  const { registry, view } = opened
+  const release = followInStore(view, store)
+  const agent = new Agent({ config, version: options.version, registry, view })
   agent.on('event', emit)
-  const election = new LeaderElection(agent.registryClient.client, config.prefix, config.node, config.agent.ttlMs)
-  const duties = new LeaderDuties(agent.registryClient, election, config.node, {
+  let fatal: Error | undefined
+  const fatalSeen = new Promise<'fatal'>((resolve) => agent.once('fatal', (error) => ((fatal = error), resolve('fatal'))))
+  const election = new LeaderElection(registry.client, config.prefix, config.node, config.agent.ttlMs)
+  const duties = new LeaderDuties(registry, view, election, config.node, {
     ttlMs: config.agent.ttlMs,
     deregisterCriticalAfterMs: config.agent.deregisterCriticalAfterMs,
     checkConcurrency: config.agent.checkConcurrency,
   })
   wireLeaderEvents(election, duties, config.node, emit)
-
-  const stopped = new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), { once: true }))
-  const starting = agent.start()
-  // A signal during start-up (e.g. while etcd is still unreachable) must still stop cleanly.
-  const first = await Promise.race([starting.then(() => 'started' as const), stopped.then(() => 'aborted' as const)])
-  if (first === 'aborted') {
-    await agent.stop('signal during start-up')
-    await starting.catch(() => undefined)
-    return
+  try {
+    const starting = agent.start()
+    // A signal during start-up (e.g. while etcd is still unreachable) must still stop cleanly.
+    const first = await Promise.race([starting.then(() => 'started' as const), stopped])
+    if (first === 'aborted') {
+      await agent.stop('signal during start-up')
+      await starting.catch(() => undefined)
+      return
+    }
+    election.start()
+    await options.onView?.(view, registry)
+    await Promise.race([stopped, fatalSeen])
+    duties.stop()
+    await election.resign()
+    await agent.stop(fatal ? `fatal: ${fatal.message}` : (options.stopReason?.() ?? 'signal'))
+  } finally {
+    release()
+    await view.close()
+    registry.close()
+    store.flush()
   }
-  election.start()
-  // The cluster view for presenters: every instance in the registry, followed live.
-  const mirror = agent.registryClient.watchInstances()
-  mirror.on('put', (entry) => store.putInstance(entry.key, entry.value))
-  mirror.on('delete', (entry) => store.removeInstance(entry.key))
-  const following = mirror.start().catch((error) => emit({ type: 'error', message: `following the registry: ${(error as Error).message}` }))
-  await stopped
-  duties.stop()
-  await election.resign()
-  await following
-  await mirror.close()
-  await agent.stop(options.stopReason?.() ?? 'signal')
-  store.flush()
+  if (fatal) throw fatal
+}
+
+/** The store shows the view: every change of an instance key is put or removed there. */
+export function followInStore(view: RegistryView, store: AgentStore): () => void {
+  for (const entry of view.snapshot().instances) store.putInstance(entry.key, entry.record)
+  const onChange = (change: { keys: ReadonlySet<string> }): void => {
+    for (const key of change.keys) {
+      const entry = view.state.instance(key)
+      if (entry) store.putInstance(key, entry.record)
+      else store.removeInstance(key)
+    }
+  }
+  view.on('change', onChange)
+  return () => view.off('change', onChange)
 }
 
 function wireLeaderEvents(election: LeaderElection, duties: LeaderDuties, node: string, emit: (event: AgentEvent) => void): void {

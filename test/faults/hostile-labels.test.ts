@@ -102,7 +102,7 @@ describe('faults: hostile labels', () => {
   })
 
   it('Given two containers with the same SERVICE_ID, When both run, Then one holds the key without flapping across resyncs and the other is reported by one container.problem', async () => {
-    const key = `${prefix}/services/busybox/${dupId}`
+    const key = `${prefix}/services/busybox/${node}/${dupId}`
     await waitFor(async () => (await etcd.get(key).exec()).kvs.length === 1, 15_000, 'the duplicate id registered')
     const before = (await etcd.get(key).exec()).kvs[0]
     await agent.waitForResyncs(2, 30_000)
@@ -121,9 +121,9 @@ describe('faults: hostile labels', () => {
     expect(outside).toEqual([])
     const keysAfter = (await etcd.getAll().prefix('').keys()).filter((k) => (k.includes(node) || hostile(k)) && !keysBefore.has(k))
     expect(keysAfter.filter((k) => !k.startsWith(`${prefix}/`))).toEqual([])
-    // And what is inside is only schema-1 layout: services/<service>/<id>, nodes/<node>, election/…, leader/…
+    // And what is inside is only the schema-2 layout: services/<service>/<node>/<id> (Docker), nodes/<node>, election/…, leader/…
     const mine = written.filter((w) => w.key.startsWith(`${prefix}/`)).map((w) => w.key.slice(prefix.length + 1))
-    for (const key of mine) expect(key).toMatch(/^(services\/[a-z0-9.-]+\/[A-Za-z0-9_.:-]+|nodes\/[A-Za-z0-9_.:-]+|election\/[0-9a-f]+|leader\/info)$/)
+    for (const key of mine) expect(key).toMatch(/^(services\/[a-z0-9.-]+\/[A-Za-z0-9_.:-]+\/[A-Za-z0-9_.:-]+|nodes\/[A-Za-z0-9_.:-]+|election\/[0-9a-f]+|leader\/info)$/)
     expect((await checkOracle({ etcd, prefix, hosts: [{ node, docker }], labels: pool.labels, scope: pool.owns })).phantom).toEqual([])
   })
 })

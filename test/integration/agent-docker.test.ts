@@ -45,9 +45,9 @@ describe('watch: containers become instances', () => {
     const found = await waitFor(() => instanceOf(etcd, prefix, before.name), 15_000, 'the pre-existing container registered')
     // Then the record says where it is reached, on this node's lease
     const hostPort = await pool.hostPort(before.name)
-    expect(found.key).toBe(`${prefix}/services/busybox/${node}:${before.name}:80`)
+    expect(found.key).toBe(`${prefix}/services/busybox/${node}/${node}:${before.name}:80`)
     expect(found.record).toMatchObject({
-      schema: 1,
+      schema: 2,
       id: `${node}:${before.name}:80`,
       service: 'busybox',
       address: '127.0.0.1',
@@ -154,7 +154,7 @@ describe('watch: labels and Registrator compatibility', () => {
 
     // Then the env vars name, tag and id the instance
     const found = await waitFor(() => instanceOf(etcd, labelPrefix, legacy.name), 15_000, 'SERVICE_NAME container registered')
-    expect(found.key).toBe(`${labelPrefix}/services/legacy/legacy-${tag}`)
+    expect(found.key).toBe(`${labelPrefix}/services/legacy/lbl-${tag}/legacy-${tag}`)
     expect(found.record).toMatchObject({ id: `legacy-${tag}`, service: 'legacy', tags: ['a', 'b'] })
     // Then the per-port name applies and the ignored port is left out
     const front = await waitFor(() => instanceOf(etcd, labelPrefix, perPort.name, 80), 15_000, 'SERVICE_80_NAME port registered')

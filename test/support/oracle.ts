@@ -161,6 +161,14 @@ export async function checkOracle(input: OracleInput): Promise<OracleReport> {
     if (problems.length > 0) wrong.push(`${short(input.prefix, want.key)}: ${problems.join('; ')}`)
   }
   for (const record of mine) {
+    // Ownership: a Docker record lives under its node, names that node, and is on that node's lease.
+    const keyNode = record.key.slice(`${input.prefix}/services/`.length).split('/')
+    const v = record.value
+    if (v?.source === 'docker' && (keyNode.length !== 3 || keyNode[1] !== v.node || (nodeLeases.has(v.node) && record.lease !== nodeLeases.get(v.node)))) {
+      wrong.push(`${short(input.prefix, record.key)}: owned by a node that does not run it (record node ${v.node}, lease ${record.lease}, node lease ${nodeLeases.get(v.node) ?? 'none'})`)
+    }
+  }
+  for (const record of mine) {
     if (expected.has(record.key)) continue
     const v = record.value
     phantom.push(`${short(input.prefix, record.key)} (node ${v?.node ?? '?'}, container ${v?.container?.name ?? '?'} ${v?.container?.id?.slice(0, 12) ?? ''}, ${v?.address ?? '?'}:${v?.port ?? '?'}, ${v?.health?.status ?? '?'})`)
@@ -374,7 +382,7 @@ export function expectedInstances(host: OracleHost, info: Dockerode.ContainerIns
       healthWhy = 'no check: passing'
     }
     instances.push({
-      key: `${prefix}/services/${service}/${id}`,
+      key: `${prefix}/services/${service}/${host.node}/${id}`,
       node: host.node,
       service,
       id,

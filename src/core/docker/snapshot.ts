@@ -57,6 +57,8 @@ export interface ContainerSnapshot {
   networkMode: string
   /** NetworkSettings.Networks by name, with empty addresses left out. */
   networks: Record<string, ContainerNetwork>
+  /** Config.StopTimeout in seconds, when set (`docker run --stop-timeout`). */
+  stopTimeout?: number
 }
 
 const PROTOCOLS: readonly string[] = ['tcp', 'udp', 'sctp']
@@ -105,6 +107,7 @@ export function snapshotFromInspect(inspect: Dockerode.ContainerInspectInfo): Co
       ...(HEALTH.includes(healthStatus) ? { health: healthStatus as ContainerHealth } : {}),
     },
     hasHealthcheck: hasHealthcheck(config.Healthcheck, state.Health),
+    ...(typeof config.StopTimeout === 'number' && Number.isInteger(config.StopTimeout) && config.StopTimeout >= 0 ? { stopTimeout: Math.min(config.StopTimeout, 3600) } : {}),
     exposedPorts: Object.keys(asObject(config.ExposedPorts))
       .map(parsePortKey)
       .filter((port): port is ContainerPort => port !== undefined)

@@ -17,7 +17,7 @@ class FakeSource extends EventEmitter<PrefixMirrorEvents<InstanceRecord>> {
   put(record: InstanceRecord): void {
     const key = `/discovery/services/${record.service}/${record.id}`
     const previous = this.entries.get(key)
-    const entry = { key, value: record, modRevision: String(++this.revision), lease: '0' }
+    const entry = { key, value: record, modRevision: String(++this.revision), createRevision: String(this.revision), lease: '0' }
     this.entries.set(key, entry)
     this.emit('put', entry, previous)
   }
@@ -26,7 +26,7 @@ class FakeSource extends EventEmitter<PrefixMirrorEvents<InstanceRecord>> {
     const key = `/discovery/services/web/${id}`
     const previous = this.entries.get(key)!
     this.entries.delete(key)
-    this.emit('delete', previous)
+    this.emit('delete', previous, String(++this.revision))
   }
 }
 
@@ -68,7 +68,7 @@ describe('selectInstances', () => {
     instance('web-2', 'passing', { tags: ['v1'] }),
     instance('web-4', 'warning', { tags: ['v2'] }),
     instance('web-5', 'unknown'),
-  ].map((value) => ({ key: value.id, value, modRevision: '1', lease: '0' }))
+  ].map((value) => ({ key: value.id, value, modRevision: '1', createRevision: '1', lease: '0' }))
 
   it.each([
     ['healthy only (passing), sorted by id', HEALTHY, ['web-2', 'web-3']],

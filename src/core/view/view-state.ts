@@ -1,0 +1,201 @@
+import { EventEmitter } from 'node:events'
+import type { ViewInstance, ViewLeader, ViewNode, ViewSnapshot, ViewSource } from './types.js'
+
+export interface ViewChange {
+  /** Services whose instances changed. */
+  services: ReadonlySet<string>
+  /** Instance keys that changed (put or deleted). */
+  keys: ReadonlySet<string>
+  nodes: boolean
+  leader: boolean
+  revision: string
+}
+
+interface Waiter {
+  service?: string
+  after: bigint
+  resolve: () => void
+}
+
+/**
+ * The contents of a registry view, with no I/O: puts and deletes go in (from the etcd watch,
+ * or from a test), immutable snapshots and change notifications come out. Changes applied in
+ * one batch (one watch response) are announced once, after the batch.
+ */
+export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements ViewSource {
+  private readonly instances = new Map<string, ViewInstance>()
+  private readonly nodes = new Map<string, ViewNode>()
+  private readonly serviceIndex = new Map<string, string>()
+  private leader?: ViewLeader
+  private revision = 0n
+  private connected = false
+  private cached?: ViewSnapshot
+  private waiters = new Set<Waiter>()
+  private pending = { services: new Set<string>(), keys: new Set<string>(), nodes: false, leader: false, any: false }
+
+  snapshot = (): ViewSnapshot => {
+    this.cached ??= buildSnapshot(this.instances, this.nodes, this.serviceIndex, this.leader, this.revision, this.connected)
+    return this.cached
+  }
+
+  /** The instance at `key`, without building a snapshot. */
+  instance(key: string): ViewInstance | undefined {
+    return this.instances.get(key)
+  }
+
+  /** Every instance of one node (the agent's own read-back), without building a snapshot. */
+  instancesOfNode(node: string): ViewInstance[] {
+    const out: ViewInstance[] = []
+    for (const entry of this.instances.values()) if (entry.record.node === node) out.push(entry)
+    return out
+  }
+
+  get size(): number {
+    return this.instances.size
+  }
+
+  get currentRevision(): string {
+    return this.revision.toString()
+  }
+
+  putInstance(entry: ViewInstance): void {
+    const previous = this.instances.get(entry.key)
+    this.instances.set(entry.key, entry)
+    this.touchService(entry.record.service, entry.modRevision)
+    if (previous && previous.record.service !== entry.record.service) this.touchService(previous.record.service, entry.modRevision)
+    this.pending.keys.add(entry.key)
+    this.dirty()
+  }
+
+  deleteInstance(key: string, revision: string): ViewInstance | undefined {
+    const previous = this.instances.get(key)
+    if (!previous) return undefined
+    this.instances.delete(key)
+    this.touchService(previous.record.service, revision)
+    this.pending.keys.add(key)
+    this.dirty()
+    return previous
+  }
+
+  putNode(entry: ViewNode): void {
+    this.nodes.set(entry.key, entry)
+    this.pending.nodes = true
+    this.dirty()
+  }
+
+  deleteNode(key: string): void {
+    if (!this.nodes.delete(key)) return
+    this.pending.nodes = true
+    this.dirty()
+  }
+
+  setLeader(leader: ViewLeader | undefined): void {
+    if (JSON.stringify(leader) === JSON.stringify(this.leader)) return
+    this.leader = leader
+    this.pending.leader = true
+    this.dirty()
+  }
+
+  setConnected(connected: boolean): void {
+    if (this.connected === connected) return
+    this.connected = connected
+    this.dirty()
+  }
+
+  /** Moves the view's revision forward (never back): everything up to it is applied. */
+  setRevision(revision: string | bigint): void {
+    const value = BigInt(revision)
+    if (value <= this.revision) return
+    this.revision = value
+    this.dirty()
+  }
+
+  /** Announces the changes applied since the last commit, and wakes the waiters they satisfy. */
+  commit(): void {
+    if (!this.pending.any) return
+    const change: ViewChange = {
+      services: this.pending.services,
+      keys: this.pending.keys,
+      nodes: this.pending.nodes,
+      leader: this.pending.leader,
+      revision: this.revision.toString(),
+    }
+    this.pending = { services: new Set(), keys: new Set(), nodes: false, leader: false, any: false }
+    for (const waiter of [...this.waiters]) {
+      const index = waiter.service === undefined ? this.revision : BigInt(this.serviceIndex.get(waiter.service) ?? '0')
+      if (index > waiter.after) waiter.resolve()
+    }
+    this.emit('change', change)
+  }
+
+  waitForChange(options: { service?: string; afterRevision: string; timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    const after = parseRevision(options.afterRevision)
+    const now = options.service === undefined ? this.revision : BigInt(this.serviceIndex.get(options.service) ?? '0')
+    if (now > after || options.signal?.aborted) return Promise.resolve()
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        options.signal?.removeEventListener('abort', done)
+        this.waiters.delete(waiter)
+        resolve()
+      }
+      const waiter: Waiter = { service: options.service, after, resolve: done }
+      const timer = setTimeout(done, Math.max(0, options.timeoutMs))
+      options.signal?.addEventListener('abort', done, { once: true })
+      this.waiters.add(waiter)
+    })
+  }
+
+  private touchService(service: string, revision: string): void {
+    const current = this.serviceIndex.get(service)
+    if (current === undefined || BigInt(revision) > BigInt(current)) this.serviceIndex.set(service, revision)
+    this.pending.services.add(service)
+  }
+
+  private dirty(): void {
+    this.cached = undefined
+    this.pending.any = true
+  }
+}
+
+function parseRevision(text: string): bigint {
+  try {
+    return /^\d{1,20}$/.test(text) ? BigInt(text) : 0n
+  } catch {
+    return 0n
+  }
+}
+
+function compareInstances(a: ViewInstance, b: ViewInstance): number {
+  const ra = a.record
+  const rb = b.record
+  if (ra.service !== rb.service) return ra.service < rb.service ? -1 : 1
+  if (ra.node !== rb.node) return ra.node < rb.node ? -1 : 1
+  return ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0
+}
+
+function buildSnapshot(
+  instances: Map<string, ViewInstance>,
+  nodes: Map<string, ViewNode>,
+  serviceIndex: Map<string, string>,
+  leader: ViewLeader | undefined,
+  revision: bigint,
+  connected: boolean,
+): ViewSnapshot {
+  const sorted = [...instances.values()].sort(compareInstances)
+  const services = new Map<string, ViewInstance[]>()
+  for (const entry of sorted) {
+    const list = services.get(entry.record.service)
+    if (list) list.push(entry)
+    else services.set(entry.record.service, [entry])
+  }
+  return {
+    revision: revision.toString(),
+    instances: sorted,
+    services,
+    serviceIndex: new Map(serviceIndex),
+    nodes: [...nodes.values()].sort((a, b) => (a.record.node < b.record.node ? -1 : a.record.node > b.record.node ? 1 : 0)),
+    ...(leader ? { leader } : {}),
+    connected,
+  }
+}
