@@ -163,9 +163,9 @@ export async function checkOracle(input: OracleInput): Promise<OracleReport> {
   for (const record of mine) {
     // Ownership: a Docker record lives under its node, names that node, and is on that node's lease.
     const keyNode = record.key.slice(`${input.prefix}/services/`.length).split('/')
-    const v = record.value
-    if (v?.source === 'docker' && (keyNode.length !== 3 || keyNode[1] !== v.node || (nodeLeases.has(v.node) && record.lease !== nodeLeases.get(v.node)))) {
-      wrong.push(`${short(input.prefix, record.key)}: owned by a node that does not run it (record node ${v.node}, lease ${record.lease}, node lease ${nodeLeases.get(v.node) ?? 'none'})`)
+    const owner = record.value?.node ?? ''
+    if (record.value?.source === 'docker' && (keyNode.length !== 3 || keyNode[1] !== owner || (nodeLeases.has(owner) && record.lease !== nodeLeases.get(owner)))) {
+      wrong.push(`${short(input.prefix, record.key)}: owned by a node that does not run it (record node ${owner}, lease ${record.lease}, node lease ${nodeLeases.get(owner) ?? 'none'})`)
     }
   }
   for (const record of mine) {
