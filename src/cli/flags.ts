@@ -21,3 +21,15 @@ export const connectionFlags = {
   config: Flags.string({ summary: 'YAML config file (env DISCOVERY_CONFIG; default ./discovery-agent.yaml, then $XDG_CONFIG_HOME/discovery-agent/config.yaml)', helpGroup: 'CONNECTION' }),
   'no-color': Flags.boolean({ summary: 'no colours (also NO_COLOR)', helpGroup: 'OUTPUT' }),
 }
+
+/** The read side's flags, shared by `watch` and `serve`. */
+export const servingFlags = {
+  'dns-addr': Flags.string({ summary: 'serve DNS (UDP and TCP) on host:port, e.g. 127.0.0.1:8600 (env DISCOVERY_DNS_ADDR; default off)', helpGroup: 'SERVING' }),
+  'dns-domain': Flags.string({ summary: 'the DNS domain answered (env DISCOVERY_DNS_DOMAIN; default discovery.)', helpGroup: 'SERVING' }),
+  'dns-ttl': Flags.string({ summary: 'TTL of DNS answers (env DISCOVERY_DNS_TTL; default 5s)', helpGroup: 'SERVING' }),
+  'dns-only-passing': Flags.boolean({ summary: 'answer only passing instances, not warning ones (env DISCOVERY_DNS_ONLY_PASSING)', helpGroup: 'SERVING' }),
+  'dns-recursor': Flags.string({ summary: 'forward names outside the domain to this resolver, ip[:port], comma-separated (env DISCOVERY_DNS_RECURSOR; default: refuse them)', helpGroup: 'SERVING' }),
+  'http-addr': Flags.string({ summary: 'serve the read-only Consul HTTP API on host:port, e.g. 127.0.0.1:8500 (env DISCOVERY_HTTP_ADDR; default off)', helpGroup: 'SERVING' }),
+  'http-token': Flags.string({ summary: 'require this token on the HTTP API (X-Consul-Token or Bearer); prefer env DISCOVERY_HTTP_TOKEN', helpGroup: 'SERVING' }),
+  datacenter: Flags.string({ summary: 'datacenter name in DNS names and HTTP answers (env DISCOVERY_DATACENTER; default dc1)', helpGroup: 'SERVING' }),
+}

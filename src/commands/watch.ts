@@ -1,8 +1,10 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
-import { abortOnSignals } from '../cli/signals.js'
+import { servingFlags } from '../cli/flags.js'
+import { abortOnSignals, survivePipeClose } from '../cli/signals.js'
 import { UsageError } from '../core/errors.js'
 import { AgentStore } from '../core/store.js'
+import { startServers, type Servers } from '../services/serve.js'
 import { runWatch } from '../services/watch.js'
 import { startPresenter } from '../ui/run-presenter.js'
 
@@ -26,6 +28,7 @@ export default class Watch extends BaseCommand {
     'metrics-port': Flags.string({ summary: 'serve Prometheus /metrics and /healthz on this port' }),
     'metrics-host': Flags.string({ summary: 'address for the metrics server (default 127.0.0.1)' }),
     'check-concurrency': Flags.string({ summary: 'most health checks in flight at once (default 64)' }),
+    ...servingFlags,
   }
 
   async run(): Promise<void> {
@@ -36,12 +39,17 @@ export default class Watch extends BaseCommand {
     }
     const dev = flags.dev ? await (await import('../core/dev-etcd.js')).startDevEtcd() : undefined
     if (dev) {
-      config = { ...config, etcd: { endpoints: [dev.endpoint] } }
+      // --dev also serves DNS and HTTP on Consul's ports unless told otherwise.
+      const serve = { ...config.serve, dns: config.serve.dns ?? { host: '127.0.0.1', port: 8600 }, http: config.serve.http ?? { host: '127.0.0.1', port: 8500 } }
+      config = { ...config, etcd: { endpoints: [dev.endpoint] }, serve }
       this.progress(`--dev: started a throwaway etcd at ${dev.endpoint} (data in ${dev.dataDir}, removed on exit)`)
     }
     const store = new AgentStore({ node: config.node, dockerHost: config.docker.host, etcdEndpoints: config.etcd.endpoints, coalesceMs: 50 })
     const controller = new AbortController()
     let stopReason = 'signal'
+    survivePipeClose(process.stdout, () => store.apply({ type: 'error', message: 'stdout was closed by its reader; output dropped, the agent goes on' }))
+    // SIGHUP (a closed SSH session, a reload request) never kills the agent.
+    process.on('SIGHUP', () => store.apply({ type: 'signal.ignored', signal: 'SIGHUP' }))
     abortOnSignals().addEventListener('abort', () => controller.abort(), { once: true })
     const metricsPort = config.agent.metricsPort
     const metrics =
@@ -56,7 +64,19 @@ export default class Watch extends BaseCommand {
       controller.abort()
     })
     try {
-      await runWatch({ config, version: this.config.version, store, signal: controller.signal, stopReason: () => stopReason })
+      let servers: Servers | undefined
+      await runWatch({
+        config,
+        version: this.config.version,
+        store,
+        signal: controller.signal,
+        stopReason: () => stopReason,
+        onView: async (view) => {
+          servers = await startServers(view, config, this.config.version)
+          if (servers.dns) this.progress(`DNS on ${servers.dns.host}:${servers.dns.port} (udp+tcp), domain ${config.serve.dnsDomain}`)
+          if (servers.http) this.progress(`Consul HTTP API on ${servers.http.url}`)
+        },
+      }).finally(() => servers?.close())
     } finally {
       await presenter.close()
       await metrics?.close()

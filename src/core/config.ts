@@ -43,6 +43,23 @@ export interface AgentSettings {
   checkConcurrency: number
 }
 
+/** The read side: DNS and the Consul-shaped HTTP API (watch and serve). */
+export interface ServeSettings {
+  dns?: ListenAddress
+  dnsDomain: string
+  dnsTtlSeconds: number
+  dnsOnlyPassing: boolean
+  dnsRecursors: string[]
+  http?: ListenAddress
+  httpToken?: string
+  datacenter: string
+}
+
+export interface ListenAddress {
+  host: string
+  port: number
+}
+
 export interface Config {
   etcd: EtcdConnection
   prefix: string
@@ -51,6 +68,7 @@ export interface Config {
   /** The config file that was read, if any. */
   configFile?: string
   agent: AgentSettings
+  serve: ServeSettings
 }
 
 type Kind = 'string' | 'list' | 'duration' | 'port' | 'int' | 'bool' | 'address' | 'enum'
@@ -86,6 +104,14 @@ export const SETTINGS: readonly SettingDef[] = [
   { flag: 'metrics-port', env: ['DISCOVERY_METRICS_PORT'], kind: 'port' },
   { flag: 'metrics-host', env: ['DISCOVERY_METRICS_HOST'], kind: 'address' },
   { flag: 'check-concurrency', env: ['DISCOVERY_CHECK_CONCURRENCY'], kind: 'int' },
+  { flag: 'dns-addr', env: ['DISCOVERY_DNS_ADDR'], kind: 'string' },
+  { flag: 'dns-domain', env: ['DISCOVERY_DNS_DOMAIN'], kind: 'string' },
+  { flag: 'dns-ttl', env: ['DISCOVERY_DNS_TTL'], kind: 'duration' },
+  { flag: 'dns-only-passing', env: ['DISCOVERY_DNS_ONLY_PASSING'], kind: 'bool' },
+  { flag: 'dns-recursor', env: ['DISCOVERY_DNS_RECURSOR'], kind: 'list' },
+  { flag: 'http-addr', env: ['DISCOVERY_HTTP_ADDR'], kind: 'string' },
+  { flag: 'http-token', env: ['DISCOVERY_HTTP_TOKEN'], kind: 'string' },
+  { flag: 'datacenter', env: ['DISCOVERY_DATACENTER'], kind: 'string' },
 ]
 
 const SETTING_BY_FLAG = new Map(SETTINGS.map((s) => [s.flag, s]))
@@ -98,6 +124,10 @@ export const DEFAULTS = {
   resyncMs: 30_000,
   metricsHost: '127.0.0.1',
   checkConcurrency: 64,
+  dnsDomain: 'discovery.',
+  /** Half the default lease TTL: a dead agent's instances leave DNS caches within TTL + 5 s (docs/dns.md). */
+  dnsTtlSeconds: 5,
+  datacenter: 'dc1',
 } as const
 
 export interface ResolveInput {
@@ -191,7 +221,58 @@ export function resolveConfig(input: ResolveInput): Config {
       metricsHost: get('metrics-host', DEFAULTS.metricsHost) as string,
       checkConcurrency: get('check-concurrency', DEFAULTS.checkConcurrency) as number,
     },
+    serve: {
+      ...optionalListen('dns', pick('dns-addr')),
+      dnsDomain: domainOf(pick('dns-domain')),
+      dnsTtlSeconds: Math.round((get('dns-ttl', DEFAULTS.dnsTtlSeconds * 1000) as number) / 1000),
+      dnsOnlyPassing: get('dns-only-passing', false) as boolean,
+      dnsRecursors: ((get('dns-recursor', []) as string[]) ?? []).map((r) => recursorOf(r)),
+      ...optionalListen('http', pick('http-addr')),
+      ...(pick('http-token') ? { httpToken: String(pick('http-token')!.value) } : {}),
+      datacenter: datacenterOf(pick('datacenter')),
+    },
   }
+}
+
+/** `host:port`, `[v6]:port` or `:port` (loopback) → a listen address; anything else names its source. */
+export function parseListenAddress(text: string, what: string): ListenAddress {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim())
+  const port = match ? Number(match[3]) : NaN
+  if (!match || port > 65_535) {
+    throw new UsageError(`${what} '${clip(text)}' is not host:port`, { hint: 'use e.g. 127.0.0.1:8600, [::1]:8600 or :8600' })
+  }
+  const host = match[1] ?? (match[2] || '127.0.0.1')
+  return { host: fromSource(what, () => assertAddress(host)), port }
+}
+
+function optionalListen<K extends 'dns' | 'http'>(key: K, raw: RankedRaw | undefined): Partial<Record<K, ListenAddress>> {
+  if (!raw) return {}
+  return { [key]: parseListenAddress(String(raw.value), raw.from) } as Partial<Record<K, ListenAddress>>
+}
+
+function domainOf(raw: RankedRaw | undefined): string {
+  if (!raw) return DEFAULTS.dnsDomain
+  const text = String(raw.value).trim().toLowerCase().replace(/\.?$/, '.')
+  if (!/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+$/.test(text) || text.length > 200) {
+    throw new UsageError(`${raw.from} '${clip(String(raw.value))}' is not a DNS domain`, { hint: "use e.g. 'discovery' or 'sd.example.internal'" })
+  }
+  return text
+}
+
+function datacenterOf(raw: RankedRaw | undefined): string {
+  if (!raw) return DEFAULTS.datacenter
+  const text = String(raw.value)
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(text)) throw new UsageError(`${raw.from} '${clip(text)}' is not a datacenter name`, { hint: "use a DNS label such as 'dc1'" })
+  return text
+}
+
+/** A recursor as `ip`, `ip:port`, `v6` or `[v6]:port` (port 53 by default) → `host:port`. */
+function recursorOf(text: string): string {
+  const t = text.trim()
+  const bareV6 = !t.startsWith('[') && (t.match(/:/g)?.length ?? 0) > 1
+  const withPort = /^[\d.]+$/.test(t) ? `${t}:53` : bareV6 ? `[${t}]:53` : t
+  const parsed = parseListenAddress(withPort, '--dns-recursor')
+  return parsed.host.includes(':') ? `[${parsed.host}]:${parsed.port}` : `${parsed.host}:${parsed.port}`
 }
 
 /**

@@ -36,6 +36,15 @@ export async function runWatch(options: WatchOptions): Promise<void> {
   if (!opened) return
   const { registry, view } = opened
   const release = followInStore(view, store)
+  try {
+    // Servers bind before the agent claims anything: a bad address fails with nothing to undo.
+    await options.onView?.(view, registry)
+  } catch (error) {
+    release()
+    await view.close()
+    registry.close()
+    throw error
+  }
   const agent = new Agent({ config, version: options.version, registry, view })
   agent.on('event', emit)
   let fatal: Error | undefined
@@ -57,7 +66,6 @@ export async function runWatch(options: WatchOptions): Promise<void> {
       return
     }
     election.start()
-    await options.onView?.(view, registry)
     await Promise.race([stopped, fatalSeen])
     duties.stop()
     await election.resign()

@@ -33,6 +33,7 @@ export type AgentEvent =
   | { type: 'leader.write'; key: string; term: string; op: 'put' | 'delete'; ok: boolean; reason: string }
   | { type: 'election.trouble'; message: string; retryInMs: number }
   | { type: 'check.result'; service: string; id: string; status: HealthStatus; latencyMs: number; slipMs: number }
+  | { type: 'signal.ignored'; signal: string }
   | { type: 'error'; message: string }
 
 export type AgentEventType = AgentEvent['type']
@@ -82,6 +83,8 @@ export function describeAgentEvent(event: AgentEvent): string {
       return `election: ${event.message}${event.retryInMs > 0 ? `; retrying in ${formatSeconds(event.retryInMs)}` : ''}`
     case 'check.result':
       return `check ${event.service} ${event.id}: ${event.status} in ${event.latencyMs} ms`
+    case 'signal.ignored':
+      return `${event.signal} ignored: the agent keeps running (stop it with SIGTERM, SIGINT or q)`
     case 'error':
       return `error: ${event.message}`
   }
