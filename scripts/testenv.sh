@@ -34,6 +34,11 @@ install_packages() {
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v ip >/dev/null || missing+=(iproute2)
+  # Real consumers of the DNS and HTTP interfaces.
+  command -v dig >/dev/null || missing+=(dnsutils)
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+  /usr/bin/python3 -c 'import consul' >/dev/null 2>&1 || missing+=(python3-consul)
   if [ ${#missing[@]} -gt 0 ]; then
     need_root
     log "installing ${missing[*]} (apt-get)"
@@ -42,6 +47,8 @@ install_packages() {
       || die "apt-get install ${missing[*]} failed; see $DIR/apt.log"
     # Debian's prometheus package starts a server; the tests need only promtool.
     if systemctl is-active prometheus >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+    # Likewise haproxy: the tests start their own on loopback ports.
+    if systemctl is-active haproxy >/dev/null 2>&1; then systemctl stop haproxy >/dev/null 2>&1 || true; fi
   fi
 }
 
