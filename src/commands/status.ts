@@ -1,5 +1,6 @@
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
 import { formatAge } from '../core/duration.js'
+import { printable } from '../core/text.js'
 import { readClusterStatus, type ClusterStatus } from '../services/status.js'
 
 export default class Status extends BaseCommand {
@@ -21,7 +22,7 @@ function renderStatus(status: ClusterStatus, theme: BaseCommand['theme']): strin
   const lines: string[] = []
   lines.push(
     status.leader
-      ? `Leader: ${theme.leader(status.leader.node)} (term ${status.leader.term}${status.leader.since ? `, since ${status.leader.since}, ${formatAge(now - Date.parse(status.leader.since))}` : ''})`
+      ? `Leader: ${theme.leader(printable(status.leader.node))} (term ${status.leader.term}${status.leader.since ? `, since ${status.leader.since}, ${formatAge(now - Date.parse(status.leader.since))}` : ''})`
       : `Leader: ${theme.critical('none')} (no agent is campaigning)`,
   )
   const i = status.instances
@@ -38,7 +39,7 @@ function renderStatus(status: ClusterStatus, theme: BaseCommand['theme']): strin
       formatAge(now - Date.parse(n.startedAt)),
       `${n.ttl}s`,
       `${n.instances.total} (${n.instances.passing}✓ ${n.instances.critical}✗ ${n.instances.warning + n.instances.unknown}?)`,
-    ])
+    ].map(printable))
     const header = ['NODE', 'VERSION', 'HOST:PID', 'UP', 'TTL', 'INSTANCES']
     const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)))
     const fmt = (cells: string[]): string => cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ')

@@ -1,3 +1,4 @@
+import { bodyPatternProblem } from '../core/health/body-pattern.js'
 import type Dockerode from 'dockerode'
 import { delay, withTimeout } from '../core/async.js'
 import type { Config } from '../core/config.js'
@@ -126,13 +127,8 @@ export function planProbe(options: ProbeOptions): ProbePlan {
 }
 
 function assertBodyPattern(pattern: string): void {
-  try {
-    new RegExp(pattern)
-  } catch (error) {
-    throw new UsageError(`--expect-body '${clip(pattern)}' is not a regular expression: ${(error as Error).message}`, {
-      hint: 'use a JavaScript regular expression, e.g. "ok|healthy"',
-    })
-  }
+  const problem = bodyPatternProblem(pattern)
+  if (problem) throw new UsageError(`--expect-body '${clip(pattern)}' ${problem}`, { hint: 'use an RE2 regular expression, e.g. "ok|healthy"' })
 }
 
 type Runner = (timeoutMs: number) => Promise<CheckResult>

@@ -7,12 +7,12 @@ const NOW = new Date('2026-01-02T03:04:05.678Z')
 const base: RegisterRequest = { service: 'billing', address: '10.0.0.5', port: '8080' }
 
 describe('buildManualRecord', () => {
-  it('Given the minimum, When built, Then a passing schema-1 manual record with a derived id that the model accepts', () => {
+  it('Given the minimum, When built, Then a passing schema-2 manual record with a derived id that the model accepts', () => {
     // When
     const record = buildManualRecord(base, 'host-1', NOW)
     // Then
     expect(record).toEqual({
-      schema: 1,
+      schema: 2,
       id: 'billing-10.0.0.5-8080',
       service: 'billing',
       address: '10.0.0.5',

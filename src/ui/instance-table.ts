@@ -1,3 +1,4 @@
+import { printable } from '../core/text.js'
 import { formatAge } from '../core/duration.js'
 import type { InstanceRecord } from '../core/model.js'
 import type { Theme } from './theme.js'
@@ -18,7 +19,7 @@ export function renderInstanceTable(records: InstanceRecord[], theme: Theme, now
     r.node,
     r.tags.join(','),
     formatAge(now - Date.parse(r.registeredAt)),
-  ])
+  ].map(printable))
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)))
   const line = (cells: string[], paint?: (cell: string, i: number) => string): string =>
     cells
@@ -35,5 +36,5 @@ export function renderInstanceTable(records: InstanceRecord[], theme: Theme, now
 }
 
 export function formatInstanceLine(record: InstanceRecord, theme: Theme): string {
-  return `${record.service} ${record.id} ${formatAddress(record)} ${theme.health(record.health.status)} node=${record.node}${record.tags.length ? ` tags=${record.tags.join(',')}` : ''}`
+  return `${record.service} ${record.id} ${printable(formatAddress(record))} ${theme.health(record.health.status)} node=${printable(record.node)}${record.tags.length ? ` tags=${printable(record.tags.join(','))}` : ''}`
 }

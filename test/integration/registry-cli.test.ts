@@ -48,7 +48,7 @@ describe('register: the record layout (schema 1)', () => {
     const record = JSON.parse(kv.value) as Record<string, unknown>
     expect(Object.keys(record).sort()).toEqual(['address', 'health', 'id', 'meta', 'node', 'port', 'registeredAt', 'schema', 'service', 'source', 'tags', 'updatedAt'])
     expect(record).toMatchObject({
-      schema: 1,
+      schema: 2,
       id: 'billing-10.0.0.5-8080',
       service: 'billing',
       address: '10.0.0.5',

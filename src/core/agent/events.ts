@@ -1,3 +1,4 @@
+import { printable } from '../text.js'
 import type { HealthStatus, InstanceRecord } from '../model.js'
 
 /**
@@ -38,8 +39,12 @@ export type AgentEvent =
 
 export type AgentEventType = AgentEvent['type']
 
-/** A short human line for an event (plain output, TUI log). */
+/** A short human line for an event (plain output, TUI log); text from outside is made printable. */
 export function describeAgentEvent(event: AgentEvent): string {
+  return printable(eventLine(event))
+}
+
+function eventLine(event: AgentEvent): string {
   switch (event.type) {
     case 'agent.started':
       return `agent started as node ${event.node} (lease ${event.lease}, docker ${event.docker}, etcd ${event.etcd.join(',')})`

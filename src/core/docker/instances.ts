@@ -1,3 +1,4 @@
+import { bodyPatternProblem } from '../health/body-pattern.js'
 import { isIP } from 'node:net'
 import { formatDuration, parseDuration } from '../duration.js'
 import { CHECK_DEFAULTS, type CheckSpec, type DesiredInstance } from '../model.js'
@@ -493,8 +494,9 @@ function httpPlan(snapshot: ContainerSnapshot, setting: Setting, problems: Probl
   }
   const body = label(snapshot, 'discovery.check.expect-body')
   if (body) {
-    if (body.value.length <= 1024 && isRegExp(body.value)) plan.expectBody = body.value
-    else problems.add(body, 'is not a regular expression of at most 1024 characters; the body is not checked')
+    const problem = bodyPatternProblem(body.value)
+    if (!problem) plan.expectBody = body.value
+    else problems.add(body, `${problem}; the body is not checked`)
   }
   return plan
 }
@@ -564,14 +566,6 @@ function countOf(setting: Setting | undefined, fallback: number, problems: Probl
   return fallback
 }
 
-function isRegExp(source: string): boolean {
-  try {
-    new RegExp(source)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function parseBool(value: string): boolean | undefined {
   const word = value.trim().toLowerCase()

@@ -258,3 +258,22 @@ describe('firstLine', () => {
     expect(firstLine('\n\n  wget: server returned error  \nmore\n')).toBe('wget: server returned error')
   })
 })
+
+describe('expected-body patterns from outside', () => {
+  it('Given a catastrophic-backtracking pattern, When it meets a crafted body, Then matching finishes in linear time', async () => {
+    const { compileBodyPattern } = await import('./body-pattern.js')
+    // Given ^(a+)+$ (exponential on a backtracking engine) and 50,000 a's then b
+    const pattern = compileBodyPattern('^(a+)+$')
+    const started = performance.now()
+    // When matched
+    const matched = pattern.test(`${'a'.repeat(50_000)}b`)
+    // Then it does not match, and returns (a backtracking engine would not within the test's life)
+    expect(matched).toBe(false)
+    expect(performance.now() - started).toBeLessThan(5_000)
+  })
+
+  it.each([['(a)\\1', /back-references/], ['(?=a)b', /linear time/], ['x'.repeat(1025), /1024/]])('Given %s, When compiled, Then it is refused with the reason', async (source, reason) => {
+    const { bodyPatternProblem } = await import('./body-pattern.js')
+    expect(bodyPatternProblem(source)).toMatch(reason)
+  })
+})

@@ -1,3 +1,4 @@
+import { compileBodyPattern, type BodyPattern } from './body-pattern.js'
 import http from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
@@ -91,13 +92,11 @@ export function statusMatches(ranges: readonly StatusRange[], status: number): b
   return ranges.some((range) => status >= range.from && status <= range.to)
 }
 
-function compileBodyPattern(pattern: string): RegExp {
+function bodyPattern(pattern: string): BodyPattern {
   try {
-    return new RegExp(pattern)
+    return compileBodyPattern(pattern)
   } catch (error) {
-    throw new UsageError(`expected body '${clip(pattern)}' is not a regular expression: ${(error as Error).message}`, {
-      hint: 'use a JavaScript regular expression, e.g. "ok|healthy"',
-    })
+    throw new UsageError(`expected body '${clip(pattern)}' ${(error as Error).message}`, { hint: 'use an RE2 regular expression, e.g. "ok|healthy"' })
   }
 }
 
@@ -135,10 +134,10 @@ export function httpCheck(options: HttpCheckOptions): Promise<CheckResult> {
     return Promise.reject(new UsageError(`health check URL '${clip(options.url)}' is not http or https`, { hint: 'use http:// or https://' }))
   }
   let expected: readonly StatusRange[]
-  let bodyPattern: RegExp | undefined
+  let wantBody: BodyPattern | undefined
   try {
     expected = options.expectStatus === undefined ? DEFAULT_EXPECT_STATUS : parseExpectStatus(options.expectStatus)
-    bodyPattern = options.expectBody === undefined ? undefined : compileBodyPattern(options.expectBody)
+    wantBody = options.expectBody === undefined ? undefined : bodyPattern(options.expectBody)
   } catch (error) {
     return Promise.reject(error)
   }
@@ -174,8 +173,8 @@ export function httpCheck(options: HttpCheckOptions): Promise<CheckResult> {
       if (!statusMatches(expected, code)) {
         if (code === 429) finish('warning', `${head} (too many requests)`, ms)
         else finish('critical', `${head} (expected ${expectedText})`, ms)
-      } else if (bodyPattern && !bodyPattern.test(body ?? '')) {
-        finish('critical', `${head}, body does not match /${clip(bodyPattern.source, 60)}/`, ms)
+      } else if (wantBody && !wantBody.test(body ?? '')) {
+        finish('critical', `${head}, body does not match /${clip(wantBody.source, 60)}/`, ms)
       } else {
         finish('passing', head, ms)
       }
@@ -208,19 +207,19 @@ export function httpCheck(options: HttpCheckOptions): Promise<CheckResult> {
     const onResponse = (response: http.IncomingMessage): void => {
       // Without a body regex the status decides at once; the body is still drained (up to
       // the cap) so the keep-alive socket is reused, or destroyed when the body is too large.
-      if (!bodyPattern) judge(response, undefined)
+      if (!wantBody) judge(response, undefined)
       const chunks: Buffer[] = []
       let bytes = 0
       response.on('data', (chunk: Buffer) => {
         bytes += chunk.length
-        if (bodyPattern) chunks.push(chunk)
+        if (wantBody) chunks.push(chunk)
         if (bytes >= MAX_BODY_BYTES) {
-          if (bodyPattern) judge(response, Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString('utf8'))
+          if (wantBody) judge(response, Buffer.concat(chunks).subarray(0, MAX_BODY_BYTES).toString('utf8'))
           response.destroy()
         }
       })
       response.on('end', () => {
-        if (bodyPattern) judge(response, Buffer.concat(chunks).toString('utf8'))
+        if (wantBody) judge(response, Buffer.concat(chunks).toString('utf8'))
       })
       response.on('error', fail)
       response.on('close', () => {
