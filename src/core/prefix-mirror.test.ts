@@ -96,4 +96,44 @@ describe('PrefixMirror', () => {
     expect(etcd.watchers).toHaveLength(2)
     await mirror.close()
   })
+
+  it('Given 10,000 keys put and deleted through the watch, When no relist runs, Then the mirror keeps no tombstone and is empty', async () => {
+    // Given a started mirror
+    const etcd = fakeClient()
+    const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => ({ ok: true, value: raw }))
+    await mirror.start()
+    const kv = (key: string, revision: number) => ({ key: Buffer.from(key), value: Buffer.from('v'), mod_revision: String(revision), create_revision: String(revision), lease: '0' })
+    // When 10,000 containers' records come and go
+    for (let i = 0; i < 10_000; i++) {
+      etcd.watchers[0].emit('put', kv(`/p/k${i}`, 100 + 2 * i))
+      etcd.watchers[0].emit('delete', kv(`/p/k${i}`, 101 + 2 * i))
+    }
+    // Then nothing is held for the keys that are gone
+    expect(mirror.size).toBe(0)
+    expect(mirror.tombstoneCount).toBe(0)
+    await mirror.close()
+  })
+
+  it('Given a delete seen while a relist runs, When the older listing arrives, Then the key stays deleted and the tombstone is dropped after', async () => {
+    const etcd = fakeClient()
+    const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => ({ ok: true, value: raw }))
+    await mirror.start()
+    const kv = (key: string, revision: number) => ({ key: Buffer.from(key), value: Buffer.from('v'), mod_revision: String(revision), create_revision: String(revision), lease: '0' })
+    etcd.watchers[0].emit('put', kv('/p/a', 11))
+    // A relist starts (reconnect) and is slow; meanwhile the watch delivers the delete
+    etcd.holdLists()
+    etcd.watchers[0].emit('disconnected', new Error('dropped'))
+    etcd.watchers[0].emit('connected', {})
+    await settle()
+    etcd.watchers[0].emit('delete', kv('/p/a', 13))
+    expect(mirror.tombstoneCount).toBe(1)
+    // The listing was taken at revision 12, when /p/a still existed
+    etcd.releaseLists('12')
+    const pending = etcd.lists[0]
+    ;(pending as unknown as { resolve: (r: string) => void }).resolve('12')
+    await settle()
+    expect(mirror.get('/p/a')).toBeUndefined()
+    expect(mirror.tombstoneCount).toBe(0)
+    await mirror.close()
+  })
 })
