@@ -190,7 +190,7 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
     try {
       if (!this.lostFlag) ok = await this.renew()
       if (this.lostFlag && !this.closed) ok = await this.recover()
-      if (!this.lostFlag && !this.closed && this.pending.size > 0) ok = (await this.flushPending()) && ok
+      if (!this.lostFlag && !this.closed && (this.pending.size > 0 || this.recovering)) ok = (await this.flushPending()) && ok
     } catch (error) {
       // Nothing above should throw; if it does, keep renewing rather than die silently.
       ok = false

@@ -238,7 +238,14 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
   /** A new lease after a loss: the node name first (never over a newer holder), then every record. */
   private async onNewLease(leaseId: string): Promise<void> {
     try {
-      const ours = await this.claim.reclaim()
+      // Retried until it lands (a call right after a stall or partition may time out): without
+      // its node record this agent's records would be garbage to the leader.
+      const ours = await withRetries(() => this.claim.reclaim(), {
+        initialMs: 200,
+        maxMs: 2_000,
+        retryIf: () => !this.stopped && this.lease.id === leaseId,
+        onRetry: (error) => this.onEtcdError(error),
+      }, this.aborter.signal)
       if (!ours) {
         this.emit('fatal', new UsageError(`another agent took node name ${this.node} while this one was cut off from etcd`, { hint: 'give each agent a unique --node name' }))
         return
