@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AgentEvent } from '../core/agent/events.js'
 import type { Config, ListenAddress } from '../core/config.js'
-import { UsageError } from '../core/errors.js'
+import { UnavailableError, UsageError } from '../core/errors.js'
 import type { RegistryView } from '../core/view/registry-view.js'
 import { openView } from './open-view.js'
 
@@ -67,10 +67,12 @@ function healthz(view: RegistryView, response: ServerResponse): void {
   response.end(ok ? 'ok: following the registry\n' : 'unavailable: etcd unreachable; serving the last known registry\n')
 }
 
-function bindError(flag: string, address: ListenAddress, error: NodeJS.ErrnoException): UsageError {
+/** A port someone else holds is a dependency refusing us (exit 3); an address we may not or cannot bind is bad input (exit 2). */
+function bindError(flag: string, address: ListenAddress, error: NodeJS.ErrnoException): UsageError | UnavailableError {
   const where = address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`
   const hint = error.code === 'EACCES' ? 'ports below 1024 need root (or CAP_NET_BIND_SERVICE); choose a higher port' : error.code === 'EADDRNOTAVAIL' ? 'bind an address this host has' : 'choose a free port'
-  return new UsageError(`${flag} ${where}: cannot listen (${error.code ?? error.message})`, { hint })
+  const message = `${flag} ${where}: cannot listen (${error.code ?? error.message})`
+  return error.code === 'EADDRINUSE' ? new UnavailableError(message, { hint }) : new UsageError(message, { hint })
 }
 
 export interface ServeOptions {

@@ -72,12 +72,12 @@ describe('serve: DNS and HTTP from the registry, no Docker', () => {
     expect((await dig(dnsPort, `nope-${tag}.service.discovery`)).status).toBe('NXDOMAIN')
   })
 
-  it('Given serve with nothing to serve or a taken port, When it starts, Then it exits 2 with one line naming the problem', async () => {
+  it('Given serve with nothing to serve (exit 2) or a taken port (exit 3), When it starts, Then it exits with one line naming the problem', async () => {
     const none = await runCli(['serve', ...etcdFlags(prefix)])
     expect(none.code).toBe(2)
     expect(none.stderr).toMatch(/neither --dns-addr nor --http-addr/)
     const taken = await runCli(['serve', '--http-addr', `127.0.0.1:${httpPort}`, ...etcdFlags(prefix)])
-    expect(taken.code).toBe(2)
+    expect(taken.code).toBe(3)
     expect(taken.stderr).toMatch(new RegExp(`--http-addr 127.0.0.1:${httpPort}: cannot listen \\(EADDRINUSE\\)`))
     expect(taken.stderr.split('\n').filter((l) => l.startsWith('Error:'))).toHaveLength(1)
   })
