@@ -1,7 +1,7 @@
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
 import { servingFlags } from '../cli/flags.js'
 import { abortOnSignals } from '../cli/signals.js'
-import { describeAgentEvent } from '../core/agent/events.js'
+import { describeAgentEvent } from '../ui/event-text.js'
 import { runServe } from '../services/serve.js'
 
 export default class Serve extends BaseCommand {

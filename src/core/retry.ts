@@ -24,9 +24,20 @@ export async function withRetries<T>(fn: (attempt: number) => Promise<T>, option
   const listener = policy.onRetry((reason) => {
     if ('error' in reason) options.onRetry?.(reason.error, reason.delay, reason.attempt)
   })
+  // cockatiel stops retrying on abort but lets the current wait run out: end the wait at once.
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal?.reason ?? new Error('aborted'))
+    if (signal?.aborted) onAbort()
+    else signal?.addEventListener('abort', onAbort, { once: true })
+  })
+  aborted.catch(() => undefined)
   try {
-    return await policy.execute(({ attempt }) => fn(attempt), signal)
+    // …and never starts another attempt after it (cockatiel would run one more once its wait ends).
+    const attemptUnlessAborted = ({ attempt }: { attempt: number }): Promise<T> => (signal?.aborted ? Promise.reject(signal.reason ?? new Error('aborted')) : fn(attempt))
+    return await Promise.race([policy.execute(attemptUnlessAborted, signal), aborted])
   } finally {
     listener.dispose()
+    if (onAbort) signal?.removeEventListener('abort', onAbort)
   }
 }

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { describeAgentEvent, type AgentEvent } from './agent/events.js'
+import type { AgentEvent } from './agent/events.js'
 import type { InstanceRecord } from './model.js'
 
 export interface LogEntry {
@@ -7,7 +7,8 @@ export interface LogEntry {
   at: string
   level: 'info' | 'warn' | 'error'
   type: AgentEvent['type']
-  text: string
+  /** The event as logged (this node's instance ids shortened); presenters put it into words. */
+  event: AgentEvent
 }
 
 export interface ConnectionState {
@@ -198,7 +199,7 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
         : event.type === 'container.problem' || event.type === 'election.trouble' || (event.type === 'health.changed' && event.to !== 'passing')
           ? 'warn'
           : 'info'
-    const entry: LogEntry = { id: this.nextLogId++, at: this.now().toISOString(), level, type: event.type, text: describeAgentEvent(withShortIds(event, this.state.node)) }
+    const entry: LogEntry = { id: this.nextLogId++, at: this.now().toISOString(), level, type: event.type, event: withShortIds(event, this.state.node) }
     const log = this.state.log.length >= this.logLimit ? [...this.state.log.slice(this.state.log.length - this.logLimit + 1), entry] : [...this.state.log, entry]
     this.state = { ...this.state, log }
     this.dirty = true

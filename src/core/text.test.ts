@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { describeAgentEvent } from './agent/events.js'
 import { printable } from './text.js'
 
 describe('printable', () => {
@@ -12,11 +11,5 @@ describe('printable', () => {
     ['bidi overrides are made visible', 'a\u202eb', 'a\\x202eb'],
   ])('Given %s', (_what, input, expected) => {
     expect(printable(input)).toBe(expected)
-  })
-
-  it('Given a health change whose check output carries escapes, When described, Then the line holds no control character', () => {
-    const line = describeAgentEvent({ type: 'health.changed', service: 'web', id: 'w1', from: 'passing', to: 'critical', output: '\u001b[2J\rboom' })
-    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
-    expect(line).toContain('\\x1b[2J\\x0dboom')
   })
 })

@@ -1,4 +1,5 @@
-import { describeAgentEvent, type AgentEvent } from '../core/agent/events.js'
+import type { AgentEvent } from '../core/agent/events.js'
+import { describeAgentEvent } from './event-text.js'
 import type { Theme } from './theme.js'
 
 /** Events that feed metrics and the TUI but would flood a line-based log. */

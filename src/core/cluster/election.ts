@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Etcd3, Watcher } from 'etcd3'
-import { backoffMs, delay } from '../async.js'
+import { delay } from '../async.js'
+import { withRetries } from '../retry.js'
 import { describeCause } from '../etcd.js'
 import { electionPrefix } from '../keys.js'
 import { ManagedLease } from '../lease.js'
@@ -113,7 +114,7 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
   // ------------------------------------------------------------------ campaign
 
   private async campaign(): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt++) {
+    await this.retrying('campaign', async () => {
       const lease = new ManagedLease(this.client, { ttlMs: this.ttlMs })
       try {
         const leaseId = await lease.start()
@@ -145,17 +146,25 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
           if (!this.stopped) this.campaigning = this.campaign()
         })
         await this.refresh()
-        return
       } catch (error) {
         // Never leave a lease renewing behind a failed attempt: if the put landed but its
         // answer was lost, the key on it would lead forever with nobody acting for it.
         void lease.revoke()
-        const retryInMs = backoffMs(attempt, 250, 5_000)
-        this.emit('trouble', `campaign: ${describeCause(error).cause}`, retryInMs)
-        await delay(retryInMs, this.stopping.signal)
+        throw error
       }
-    }
+    })
   }
+
+  /** Runs `attempt` until it succeeds or the election stops, with the project's one retry policy. */
+  private async retrying(what: string, attempt: () => Promise<void>): Promise<void> {
+    await withRetries(attempt, {
+      initialMs: 250,
+      maxMs: 5_000,
+      retryIf: () => !this.stopped,
+      onRetry: (error, retryInMs) => this.emit('trouble', `${what}: ${describeCause(error).cause}`, retryInMs),
+    }, this.stopping.signal).catch(() => undefined)
+  }
+
 
   /**
    * Puts the campaign key on a fresh lease; returns its create revision (the term). When the
@@ -182,32 +191,25 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
   private async observe(): Promise<void> {
     if (this.observing) return
     this.observing = true
-    for (let attempt = 0; !this.stopped; attempt++) {
-      try {
-        const watcher = await this.client.watch().prefix(electionPrefix(this.prefix)).create()
-        if (this.stopped) {
-          await watcher.cancel().catch(() => undefined)
-          return
-        }
-        this.watcher = watcher
-        watcher.on('put', () => void this.refresh())
-        watcher.on('delete', () => void this.refresh())
-        watcher.on('connected', () => void this.refresh())
-        // The watcher's own 'disconnected' is the only early sign for followers; act on it.
-        watcher.on('disconnected', () => this.emit('trouble', 'observer disconnected from etcd', 0))
-        watcher.on('error', () => {
-          this.watcher = undefined
-          this.observing = false
-          if (!this.stopped) void this.observe()
-        })
-        await this.refresh()
+    await this.retrying('observe', async () => {
+      const watcher = await this.client.watch().prefix(electionPrefix(this.prefix)).create()
+      if (this.stopped) {
+        await watcher.cancel().catch(() => undefined)
         return
-      } catch (error) {
-        const retryInMs = backoffMs(attempt, 250, 5_000)
-        this.emit('trouble', `observe: ${describeCause(error).cause}`, retryInMs)
-        await delay(retryInMs, this.stopping.signal)
       }
-    }
+      this.watcher = watcher
+      watcher.on('put', () => void this.refresh())
+      watcher.on('delete', () => void this.refresh())
+      watcher.on('connected', () => void this.refresh())
+      // The watcher's own 'disconnected' is the only early sign for followers; act on it.
+      watcher.on('disconnected', () => this.emit('trouble', 'observer disconnected from etcd', 0))
+      watcher.on('error', () => {
+        this.watcher = undefined
+        this.observing = false
+        if (!this.stopped) void this.observe()
+      })
+      await this.refresh()
+    })
   }
 
   /** Reads who leads now (the lowest create revision under the election prefix). */

@@ -1,6 +1,7 @@
 import { Static } from 'ink'
 import { useLayoutEffect, useRef } from 'react'
 import type { LogEntry } from '../../core/store.js'
+import { describeAgentEvent } from '../event-text.js'
 import { Line } from './Line.js'
 
 export interface EventLogProps {
@@ -49,7 +50,7 @@ export const EventLog = ({ entries, width, reprint = 0 }: EventLogProps) => {
         'skipped' in item ? (
           <Line key={item.id} width={width} segments={[{ text: `… ${item.skipped} more events (a burst larger than the log keeps)`, dim: true }]} />
         ) : (
-          <Line key={item.id} width={width} segments={[{ text: `${clockTime(item.at)} ${item.text}`, color: COLOR[item.level] }]} />
+          <Line key={item.id} width={width} segments={[{ text: `${clockTime(item.at)} ${describeAgentEvent(item.event)}`, color: COLOR[item.level] }]} />
         )
       }
     </Static>
