@@ -1,4 +1,4 @@
-import type { InstanceRecord } from './model.js'
+import { withinCheckLimit, type InstanceRecord } from './model.js'
 import { instanceIdProblem, serviceNameProblem } from './validate.js'
 
 /**
@@ -130,17 +130,15 @@ function isContainerRef(value: unknown): boolean {
 const CHECK_KEYS = new Set(['kind', 'target', 'interval', 'timeout', 'failuresBeforeCritical', 'successesBeforePassing', 'initialDelay', 'expectStatus', 'expectBody', 'container'])
 function isCheckSpec(value: unknown): boolean {
   if (!isPlainObject(value) || !hasOnly(value, CHECK_KEYS)) return false
-  const positive = (n: unknown): boolean => isInt(n) && n > 0
   const optionalString = (s: unknown): boolean => s === undefined || typeof s === 'string'
   return (
     CHECK_KINDS.includes(value.kind) &&
     typeof value.target === 'string' &&
-    positive(value.interval) &&
-    positive(value.timeout) &&
-    positive(value.failuresBeforeCritical) &&
-    positive(value.successesBeforePassing) &&
-    isInt(value.initialDelay) &&
-    value.initialDelay >= 0 &&
+    withinCheckLimit('interval', value.interval) &&
+    withinCheckLimit('timeout', value.timeout) &&
+    withinCheckLimit('failuresBeforeCritical', value.failuresBeforeCritical) &&
+    withinCheckLimit('successesBeforePassing', value.successesBeforePassing) &&
+    withinCheckLimit('initialDelay', value.initialDelay) &&
     optionalString(value.expectStatus) &&
     optionalString(value.expectBody) &&
     optionalString(value.container)

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import { UsageError } from './errors.js'
-import { CHECK_DEFAULTS, RECORD_SCHEMA, initialHealth, type CheckSpec, type InstanceRecord } from './model.js'
+import { CHECK_DEFAULTS, CHECK_LIMITS, RECORD_SCHEMA, initialHealth, withinCheckLimit, type CheckSpec, type InstanceRecord } from './model.js'
 import { assertAddress, assertInstanceId, assertPort, assertServiceName, assertTag, clip, parseMetaPair } from './validate.js'
 
 /** What `register` and `registerSelf` ask for: one instance that no Docker container backs. */
@@ -118,6 +118,12 @@ function buildCheck(request: ManualInstanceRequest, address: string, port: numbe
   }
   const interval = check.intervalMs ?? CHECK_DEFAULTS.interval
   const timeout = check.timeoutMs ?? Math.min(CHECK_DEFAULTS.timeout, interval)
+  for (const [key, value, name] of [['interval', interval, names.checkInterval], ['timeout', timeout, names.checkTimeout]] as const) {
+    if (!withinCheckLimit(key, value)) {
+      const { min, max } = CHECK_LIMITS[key]
+      throw new UsageError(`${name} ${value} ms is out of range`, { hint: `use ${min} ms to ${max / 3_600_000} h` })
+    }
+  }
   let target: string
   if (check.http) {
     let url: URL

@@ -108,6 +108,25 @@ export function initialHealth(hasCheck: boolean, now: Date): Health {
     : { status: 'passing', output: 'no check', updatedAt: at, since: at }
 }
 
+/**
+ * Bounds of every check number, wherever it comes from (labels, register flags, records in
+ * etcd): milliseconds for durations. Below 100 ms a check is a busy loop; above a day it is
+ * not a health check; and Node timers above 2^31 ms fire at once.
+ */
+export const CHECK_LIMITS = {
+  interval: { min: 100, max: 86_400_000 },
+  timeout: { min: 100, max: 3_600_000 },
+  initialDelay: { min: 0, max: 86_400_000 },
+  failuresBeforeCritical: { min: 1, max: 1_000 },
+  successesBeforePassing: { min: 1, max: 1_000 },
+} as const
+
+export type CheckLimitKey = keyof typeof CHECK_LIMITS
+
+export function withinCheckLimit(key: CheckLimitKey, value: unknown): boolean {
+  return typeof value === 'number' && Number.isInteger(value) && value >= CHECK_LIMITS[key].min && value <= CHECK_LIMITS[key].max
+}
+
 /** Check defaults (Kubernetes/Consul-like): every 10 s, 5 s timeout, 3 failures → critical, 1 success → passing. */
 export const CHECK_DEFAULTS = {
   interval: 10_000,

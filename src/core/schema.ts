@@ -1,20 +1,24 @@
 import { z } from 'zod'
-import { CHECK_KINDS, HEALTH_STATUSES, type CheckSpec, type ContainerRef, type Health, type InstanceRecord, type NodeRecord, type ParseResult } from './model.js'
+import { CHECK_KINDS, CHECK_LIMITS, HEALTH_STATUSES, type CheckLimitKey, type CheckSpec, type ContainerRef, type Health, type InstanceRecord, type NodeRecord, type ParseResult } from './model.js'
 import { instanceIdProblem, serviceNameProblem } from './validate.js'
 
 /** The zod schemas of model.ts's records: validation of what is read from etcd. */
 const serviceName = z.string().refine((s) => serviceNameProblem(s) === undefined, 'invalid service name')
 const instanceId = z.string().refine((s) => instanceIdProblem(s) === undefined, 'invalid instance id')
 
+function limited(key: CheckLimitKey) {
+  return z.number().int().min(CHECK_LIMITS[key].min).max(CHECK_LIMITS[key].max)
+}
+
 export const checkSpecSchema = z.object({
   kind: z.enum(CHECK_KINDS),
   /** http(s) URL, host:port for tcp, the command for exec, the container for docker. */
   target: z.string(),
-  interval: z.number().int().positive(),
-  timeout: z.number().int().positive(),
-  failuresBeforeCritical: z.number().int().positive(),
-  successesBeforePassing: z.number().int().positive(),
-  initialDelay: z.number().int().nonnegative(),
+  interval: limited('interval'),
+  timeout: limited('timeout'),
+  failuresBeforeCritical: limited('failuresBeforeCritical'),
+  successesBeforePassing: limited('successesBeforePassing'),
+  initialDelay: limited('initialDelay'),
   /** http only: accepted statuses, e.g. `200-399` or `200,204`. */
   expectStatus: z.string().optional(),
   /** http only: a regular expression the body must match. */
