@@ -49,7 +49,36 @@ export function createEtcdClient(connection: EtcdConnection, options: EtcdClient
   if (connection.user) {
     etcdOptions.auth = { username: connection.user, password: connection.password ?? '' }
   }
-  return new Etcd3(etcdOptions)
+  return requireLeader(new Etcd3(etcdOptions))
+}
+
+interface CallMetadata {
+  clone(): CallMetadata
+  set(key: string, value: string): void
+}
+
+interface MetadataSource {
+  getMetadata(): Promise<CallMetadata>
+}
+
+/**
+ * Every call asks etcd to require a leader (gRPC metadata `hasleader: true`, as etcd's own Go client
+ * does for watches with `WithRequireLeader`). A member cut off from quorum
+ * then refuses the call ("no leader") instead of serving its stale store, so a watch breaks
+ * (the view reports disconnected and relists elsewhere) rather than showing an old registry
+ * as current. etcd3 builds call metadata in one place, its pool's authenticator, and has no
+ * option for this: the key is added there. Without that internal the client works as before.
+ */
+export function requireLeader(client: Etcd3): Etcd3 {
+  const authenticator = (client as unknown as { pool?: { authenticator?: MetadataSource } }).pool?.authenticator
+  if (!authenticator || typeof authenticator.getMetadata !== 'function') return client
+  const original = authenticator.getMetadata.bind(authenticator)
+  authenticator.getMetadata = async () => {
+    const metadata = (await original()).clone()
+    metadata.set('hasleader', 'true')
+    return metadata
+  }
+  return client
 }
 
 export interface PrefixRange {
