@@ -35,7 +35,12 @@ for (let i = 0; i < args.length; i++) {
     else argv.push(arg)
   } else argv.push(arg)
 }
-if (password !== undefined) process.env.DISCOVERY_ETCD_PASSWORD = password
+if (password !== undefined) {
+  process.env.DISCOVERY_ETCD_PASSWORD = password
+  // Out of `ps` too, as far as Linux lets a process rewrite its own command line: the title
+  // overwrites argv's memory (which /proc/<pid>/cmdline shows) with the password-free argv.
+  process.title = ['discovery-agent', ...argv].join(' ')
+}
 process.argv = [...process.argv.slice(0, 2), ...argv]
 
 const { execute } = await import('@oclif/core')

@@ -81,7 +81,9 @@ async function startOnce(binary: string, dataDir: string, env: NodeJS.ProcessEnv
     '--initial-cluster-token', `discovery-dev-${randomBytes(4).toString('hex')}`,
   ]
   // etcd reads ETCD_* variables as flags; a stray ETCD_NAME or ETCD_DATA_DIR must not steer it.
-  const childEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('ETCD_')))
+  // Nor does it inherit our credentials (DISCOVERY_*, ETCDCTL_*: a password passed as a flag
+  // lives in DISCOVERY_ETCD_PASSWORD by now) or anything else of ours it has no use for.
+  const childEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('ETCD_') && !name.startsWith('ETCDCTL_') && !name.startsWith('DISCOVERY_')))
   const child = spawn(binary, args, { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] })
   const tail: string[] = []
   let partial = ''

@@ -121,6 +121,18 @@ describe('faults: etcd with client-certificate TLS and auth', () => {
     console.log(`[security] ${what}: ${runs[0].result.stderr.split('\n').find((l) => l.startsWith('Error: '))}`)
   })
 
+  it('Given the password as a flag, When the agent runs, Then its command line (ps, /proc/<pid>/cmdline) does not show it', async () => {
+    const node = `f-tls-ps-${tag}`
+    const agent = await startFaultAgent({ prefix, node, dockerHost: env.dockerHost, etcdEndpoints: [tls.endpoint], args: [...tlsFlags().slice(2), '--no-exposed-by-default', '--ttl', '3s'] })
+    agents.push(agent)
+    // Then what `ps` reads holds no password…
+    const cmdline = readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
+    expect(cmdline).not.toContain(tls.password)
+    expect(cmdline).toContain('--etcd-user')
+    outputs.push({ what: 'the agent command line as ps shows it', text: cmdline })
+    expect(await agent.stop('SIGTERM')).toBe(0)
+  })
+
   it('Given every output above (successful and failed runs; DEBUG unset, 1 and *), When searched for secrets, Then neither the password nor any line of a private key appears', () => {
     expect(outputs.length).toBe(DEBUGS.length + wrong.length * 6)
     const leaks = outputs.flatMap(({ what, text }) =>

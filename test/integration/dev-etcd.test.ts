@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
@@ -12,6 +12,15 @@ describe('startDevEtcd', () => {
 
   afterAll(async () => {
     await Promise.all(started.map((etcd) => etcd.stop()))
+  })
+
+  it('Given an etcd password in the environment (where a --etcd-password flag ends up), When the dev etcd starts, Then the child does not inherit it', async () => {
+    const etcd = await startDevEtcd({ env: { ...process.env, DISCOVERY_ETCD_PASSWORD: 'dev-secret-123', ETCDCTL_PASSWORD: 'dev-secret-456' } })
+    started.push(etcd)
+    const environ = readFileSync(`/proc/${etcd.pid}/environ`, 'utf8')
+    expect(environ).not.toContain('dev-secret-123')
+    expect(environ).not.toContain('dev-secret-456')
+    expect(environ).toContain('PATH=')
   })
 
   it('Given etcd on PATH, When started, Then it answers on a loopback port, holds a key, and stop() ends it and removes its data dir', async () => {
