@@ -28,6 +28,9 @@ export default class Watch extends BaseCommand {
     'metrics-port': Flags.string({ summary: 'serve Prometheus /metrics and /healthz on this port' }),
     'metrics-host': Flags.string({ summary: 'address for the metrics server (default 127.0.0.1)' }),
     'check-concurrency': Flags.string({ summary: 'most health checks in flight at once (default 64)' }),
+    tags: Flags.string({ summary: 'tags added to every container instance, comma-separated, \\, keeps a comma (Registrator -tags)' }),
+    explicit: Flags.boolean({ summary: 'register only ports with an explicit service name: SERVICE_NAME, SERVICE_<port>_NAME, discovery.service (Registrator -explicit)', allowNo: true }),
+    'use-ip-from-label': Flags.string({ summary: 'register the address held in this container label, e.g. 10.0.0.5/24 (Registrator -useIpFromLabel)' }),
     ...servingFlags,
   }
 

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { defaultConfigPaths, normalizeDockerHost, normalizeEndpoints, resolveConfig, type Config, type ResolveInput } from './config.js'
+import { defaultConfigPaths, normalizeDockerHost, normalizeEndpoints, resolveConfig, splitTags, type Config, type ResolveInput } from './config.js'
 import { formatErrorLine, UsageError } from './errors.js'
 
 let dir: string
@@ -199,6 +199,33 @@ const PRECEDENCE: PrecedenceRow[] = [
     expected: { flag: '10.0.0.9', 'DISCOVERY_* env': 'host.internal', 'config file': '::1', default: undefined },
   },
   {
+    setting: 'tags',
+    kind: 'tags',
+    flag: 'a,b\\,c',
+    discoveryEnv: ['DISCOVERY_TAGS', 'env'],
+    file: '[x, "y,z"]',
+    read: (c) => c.agent.extraTags,
+    expected: { flag: ['a', 'b,c'], 'DISCOVERY_* env': ['env'], 'config file': ['x', 'y,z'], default: [] },
+  },
+  {
+    setting: 'explicit',
+    kind: 'bool',
+    flag: true,
+    discoveryEnv: ['DISCOVERY_EXPLICIT', 'false'],
+    file: 'true',
+    read: (c) => c.agent.explicit,
+    expected: { flag: true, 'DISCOVERY_* env': false, 'config file': true, default: false },
+  },
+  {
+    setting: 'use-ip-from-label',
+    kind: 'string',
+    flag: 'com.example.ip',
+    discoveryEnv: ['DISCOVERY_USE_IP_FROM_LABEL', 'ip'],
+    file: 'overlay.ip',
+    read: (c) => c.agent.ipFromLabel,
+    expected: { flag: 'com.example.ip', 'DISCOVERY_* env': 'ip', 'config file': 'overlay.ip', default: undefined },
+  },
+  {
     setting: 'address-mode',
     kind: 'enum',
     flag: 'container',
@@ -348,6 +375,8 @@ describe('resolveConfig bad values name their source', () => {
     { name: 'a bad address mode', flags: {}, env: { DISCOVERY_ADDRESS_MODE: 'host' }, message: "DISCOVERY_ADDRESS_MODE: 'host' is not one of published, container" },
     { name: 'a bad boolean', flags: {}, env: { DISCOVERY_EXPOSED_BY_DEFAULT: 'maybe' }, message: "DISCOVERY_EXPOSED_BY_DEFAULT: 'maybe' is not true or false" },
     { name: 'an empty endpoint list', flags: { 'etcd-endpoints': ' , ' }, env: {}, message: '--etcd-endpoints: the list is empty' },
+    { name: 'a tag with a control character', flags: { tags: 'ok,bad\u0007' }, env: {}, message: "--tags: tag 'bad?' is too long or holds a control character" },
+    { name: 'a label name with a space', flags: {}, env: { DISCOVERY_USE_IP_FROM_LABEL: 'my label' }, message: "DISCOVERY_USE_IP_FROM_LABEL: 'my label' is not a label name" },
   ])('Given $name, When resolved, Then one UsageError line names the source and the value', ({ flags, env, message }) => {
     // When / Then
     expect(usageError(() => resolve({ flags, env })).message).toContain(message)
@@ -552,5 +581,21 @@ describe('normalizeDockerHost', () => {
     { input: 'tcp://h:2375/v1.41', message: 'has a path' },
   ])('Given $input, When normalised, Then it is rejected: $message', ({ input, message }) => {
     expect(usageError(() => normalizeDockerHost(input)).message).toContain(message)
+  })
+})
+
+describe('splitTags (Registrator SERVICE_TAGS and -tags)', () => {
+  it.each([
+    ['master,backups', ['master', 'backups']],
+    ['/(;\\,:-_)/', ['/(;,:-_)/']],
+    ['a\\,b,c', ['a,b', 'c']],
+    [',a,,b,', ['a', 'b']],
+    [' a , b ', ['a', 'b']],
+    ['a\\b', ['a\\b']],
+    ['trailing\\', ['trailing\\']],
+    ['', []],
+  ])('Given %j, When split, Then the tags are %j', (text, expected) => {
+    // Given the text / When it is split / Then commas split it, except after a backslash, and order is kept
+    expect(splitTags(text)).toEqual(expected)
   })
 })

@@ -41,6 +41,12 @@ export interface AgentSettings {
   metricsPort?: number
   metricsHost: string
   checkConcurrency: number
+  /** Added to every Docker instance's tags (Registrator `-tags`). */
+  extraTags?: string[]
+  /** Register only ports with an explicit service name (Registrator `-explicit`). */
+  explicit?: boolean
+  /** The container label holding the address to register (Registrator `-useIpFromLabel`). */
+  ipFromLabel?: string
 }
 
 /** The read side: DNS and the Consul-shaped HTTP API (watch and serve). */
@@ -71,7 +77,7 @@ export interface Config {
   serve: ServeSettings
 }
 
-type Kind = 'string' | 'list' | 'duration' | 'port' | 'int' | 'bool' | 'address' | 'enum'
+type Kind = 'string' | 'list' | 'tags' | 'duration' | 'port' | 'int' | 'bool' | 'address' | 'enum'
 
 interface SettingDef {
   /** Flag name without dashes; also the config-file key. */
@@ -104,6 +110,9 @@ export const SETTINGS: readonly SettingDef[] = [
   { flag: 'metrics-port', env: ['DISCOVERY_METRICS_PORT'], kind: 'port' },
   { flag: 'metrics-host', env: ['DISCOVERY_METRICS_HOST'], kind: 'address' },
   { flag: 'check-concurrency', env: ['DISCOVERY_CHECK_CONCURRENCY'], kind: 'int' },
+  { flag: 'tags', env: ['DISCOVERY_TAGS'], kind: 'tags' },
+  { flag: 'explicit', env: ['DISCOVERY_EXPLICIT'], kind: 'bool' },
+  { flag: 'use-ip-from-label', env: ['DISCOVERY_USE_IP_FROM_LABEL'], kind: 'string' },
   { flag: 'dns-addr', env: ['DISCOVERY_DNS_ADDR'], kind: 'string' },
   { flag: 'dns-domain', env: ['DISCOVERY_DNS_DOMAIN'], kind: 'string' },
   { flag: 'dns-ttl', env: ['DISCOVERY_DNS_TTL'], kind: 'duration' },
@@ -220,6 +229,9 @@ export function resolveConfig(input: ResolveInput): Config {
       metricsPort: get('metrics-port', undefined) as number | undefined,
       metricsHost: get('metrics-host', DEFAULTS.metricsHost) as string,
       checkConcurrency: get('check-concurrency', DEFAULTS.checkConcurrency) as number,
+      extraTags: get('tags', []) as string[],
+      explicit: get('explicit', false) as boolean,
+      ipFromLabel: get('use-ip-from-label', undefined) as string | undefined,
     },
     serve: {
       ...optionalListen('dns', pick('dns-addr')),
@@ -318,6 +330,13 @@ function coerce(def: SettingDef, raw: Raw): CoercedValue {
       // Checked now for scheme and path; http or https is chosen once TLS settings are known.
       normalizeEndpoints(value as string[], false, what)
       return value
+    case 'use-ip-from-label': {
+      const name = (value as string).trim()
+      if (name.length === 0 || name.length > 256 || /[\s=\u0000-\u001f\u007f]/.test(name)) {
+        throw new UsageError(`${what}: '${clip(name)}' is not a label name`, { hint: 'use the label key, e.g. com.example.ip' })
+      }
+      return name
+    }
     default:
       return value
   }
@@ -344,6 +363,15 @@ function coerceKind(def: SettingDef, raw: Raw): CoercedValue {
       const list = items.map((s) => s.trim()).filter((s) => s.length > 0)
       if (list.length === 0) throw new UsageError(`${what}: the list is empty`, { hint: 'give at least one value' })
       return list
+    }
+    case 'tags': {
+      if (Array.isArray(value) && value.some((item) => typeof item !== 'string' && typeof item !== 'number')) throw badType(what, value, 'a list of tags')
+      if (!Array.isArray(value) && typeof value !== 'string') throw badType(what, value, 'a comma-separated list of tags')
+      // A string is split as Registrator splits -tags (`\,` keeps a comma); list items are tags as written.
+      const tags = Array.isArray(value) ? value.map((item) => String(item).trim()).filter((tag) => tag.length > 0) : splitTags(value)
+      const bad = tags.find((tag) => tag.length > 256 || /[\u0000-\u001f\u007f]/.test(tag))
+      if (bad !== undefined) throw new UsageError(`${what}: tag '${clip(bad)}' is too long or holds a control character`, { hint: 'use short tags such as v2 or primary' })
+      return [...new Set(tags)]
     }
     case 'duration':
       if (typeof value !== 'string' && typeof value !== 'number') throw badType(what, value, 'a duration such as 10s')
@@ -381,6 +409,29 @@ function coerceKind(def: SettingDef, raw: Raw): CoercedValue {
 
 function badType(what: string, value: unknown, expected: string): UsageError {
   return new UsageError(`${what}: ${clip(JSON.stringify(value) ?? String(value))} is not ${expected}`, { hint: `set it to ${expected}` })
+}
+
+/**
+ * A comma-separated tag list as Registrator splits SERVICE_TAGS and -tags: a comma after a
+ * backslash (`\,`) stays in the tag. Tags are trimmed and empty ones dropped; order is kept.
+ */
+export function splitTags(text: string): string[] {
+  const tags: string[] = []
+  let current = ''
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]
+    if (char === '\\' && text[i + 1] === ',') {
+      current += ','
+      i += 1
+    } else if (char === ',') {
+      tags.push(current)
+      current = ''
+    } else {
+      current += char
+    }
+  }
+  tags.push(current)
+  return tags.map((tag) => tag.trim()).filter((tag) => tag.length > 0)
 }
 
 export function parseBool(value: unknown, what: string): boolean {

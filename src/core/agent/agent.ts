@@ -133,6 +133,9 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
       advertiseAddress: this.config.agent.advertiseAddress,
       hostAddress,
       exposedByDefault: this.config.agent.exposedByDefault,
+      extraTags: this.config.agent.extraTags,
+      explicit: this.config.agent.explicit,
+      ipFromLabel: this.config.agent.ipFromLabel,
     }
     this.claim = new NodeClaim(
       this.registry,

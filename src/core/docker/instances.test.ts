@@ -284,8 +284,14 @@ describe('containerToInstances: names, tags, meta and precedence', () => {
       instances: [{ id: 'custom-id-1', service: 'from-discovery', tags: ['env-tag'], meta: { version: '1.2.3' }, port: 18091 }],
     },
     {
-      name: 'a SERVICE_NAME label wins over the SERVICE_NAME env var',
+      // Registrator's bridge/util.go: "Env take precedence over labels".
+      name: 'the SERVICE_NAME env var wins over a SERVICE_NAME label, as in Registrator',
       given: () => fixture('labels', { edit: noNameLabels }),
+      instances: [{ service: 'from-env' }],
+    },
+    {
+      name: 'a SERVICE_NAME label is used when no env var names the service',
+      given: () => fixture('single', { labels: { SERVICE_NAME: 'from-label' } }),
       instances: [{ service: 'from-label' }],
     },
     {
@@ -294,9 +300,14 @@ describe('containerToInstances: names, tags, meta and precedence', () => {
       instances: [{ service: 'from-env' }],
     },
     {
-      name: 'SERVICE_TAGS label wins over env; discovery.tags wins over both',
+      name: 'SERVICE_TAGS env wins over the label',
       given: () => fixture('single', { labels: { SERVICE_TAGS: 'label' }, env: { SERVICE_TAGS: 'env' } }),
-      instances: [{ tags: ['label'] }],
+      instances: [{ tags: ['env'] }],
+    },
+    {
+      name: 'discovery.tags wins over SERVICE_TAGS label and env',
+      given: () => fixture('single', { labels: { SERVICE_TAGS: 'label', 'discovery.tags': 'ours' }, env: { SERVICE_TAGS: 'env' } }),
+      instances: [{ tags: ['ours'] }],
     },
     {
       name: 'tags are trimmed, empties dropped, duplicates removed',
@@ -763,17 +774,407 @@ describe('containerToInstances: malformed labels give one problem each and never
       'discovery.check.timeout', 'discovery.check.failures', 'discovery.check.successes', 'discovery.check.initial-delay',
       'discovery.check.expect-status', 'discovery.check.expect-body', 'SERVICE_NAME', 'SERVICE_ID', 'SERVICE_TAGS',
       'SERVICE_80_NAME', 'SERVICE_CHECK_HTTP', 'SERVICE_CHECK_TCP', 'SERVICE_CHECK_INTERVAL', 'SERVICE_CHECK_TIMEOUT',
+      'SERVICE_80_ID', 'SERVICE_8080_TAGS', 'SERVICE_REGION', 'SERVICE_80_SNI', 'SERVICE_', 'SERVICE_80_', 'SERVICE_CHECK_HTTPS',
+      'SERVICE_CHECK_CMD', 'SERVICE_80_CHECK_SCRIPT', 'SERVICE_CHECK_TTL', 'SERVICE_CHECK_INITIAL_STATUS', 'SERVICE_CHECK_DEREGISTER_AFTER',
+      'SERVICE___PROTO__', 'SERVICE_80_CONSTRUCTOR', 'com.example.ip',
     ]
     const values = ['', ' ', '../../etc', 'a/b', '/', '..', '\u0000', '-1', '0', '1e309', '99999', '__proto__', 'constructor', '(?<', KIB_100, '80/udp', 'true']
     for (const value of values) {
       const labels = Object.fromEntries(keys.map((key) => [key, value]))
       for (const addressMode of ['published', 'container'] as const) {
         // When the container is built
-        const result = build(fixture('multi', { labels, env: labels }), { addressMode })
+        const result = build(fixture('multi', { labels, env: labels }), { addressMode, ipFromLabel: 'com.example.ip', extraTags: ['x'], explicit: value === 'true' })
         // Then it returns (build() checks every instance against the record schema) and problems are short
         for (const p of result.problems) expect(p.value.length).toBeLessThanOrEqual(81)
         expect(new Set(result.problems.map((p) => p.label)).size).toBe(result.problems.length)
       }
     }
   })
+})
+
+/**
+ * Registrator's documentation, docs/user/services.md ("Service Object", Examples): every example
+ * run as written (`docker run` of the test image re-tagged progrium/redis, progrium/nginx and
+ * dockerfile/redis), its `docker inspect` kept as a fixture, and the Service objects the page
+ * prints. With the node named `hostname` and the host address the page's, the objects are the
+ * page's, letter for letter.
+ */
+describe('Registrator services.md: every example gives the documented Service objects', () => {
+  interface ServiceObject {
+    ID: string
+    Name: string
+    Port: number
+    IP: string
+    Tags: string[]
+    Attrs: Record<string, string>
+  }
+  const asServiceObject = (instance: DesiredInstance): ServiceObject => ({
+    ID: instance.id,
+    Name: instance.service,
+    Port: instance.port,
+    IP: instance.address,
+    Tags: instance.tags,
+    Attrs: instance.meta,
+  })
+  const byId = (a: ServiceObject, b: ServiceObject): number => (a.ID < b.ID ? -1 : a.ID > b.ID ? 1 : 0)
+  const DOCS: BuildOptions = { node: 'hostname', addressMode: 'published', hostAddress: '192.168.1.102', exposedByDefault: true }
+
+  it.each<[string, string, ServiceObject[]]>([
+    [
+      'Single service with defaults',
+      'registrator-single',
+      [{ ID: 'hostname:redis.0:6379', Name: 'redis', Port: 10000, IP: '192.168.1.102', Tags: [], Attrs: {} }],
+    ],
+    [
+      'Single service with metadata',
+      'registrator-single-meta',
+      [{ ID: 'hostname:redis.0:6379', Name: 'db', Port: 10000, IP: '192.168.1.102', Tags: ['master', 'backups'], Attrs: { region: 'us2' } }],
+    ],
+    [
+      // The page gives no result for this one; the escaped comma stays in the one tag.
+      'Single service with metadata, comma escaped with a backslash',
+      'registrator-escaped-comma',
+      [{ ID: 'hostname:redis.0:6379', Name: 'db', Port: 10000, IP: '192.168.1.102', Tags: ['/(;,:-_)/'], Attrs: { region: 'us2' } }],
+    ],
+    [
+      'Multiple services with defaults',
+      'registrator-multi',
+      [
+        { ID: 'hostname:nginx.0:443', Name: 'nginx-443', Port: 4443, IP: '192.168.1.102', Tags: [], Attrs: {} },
+        { ID: 'hostname:nginx.0:80', Name: 'nginx-80', Port: 8000, IP: '192.168.1.102', Tags: [], Attrs: {} },
+      ],
+    ],
+    [
+      'Multiple services with metadata',
+      'registrator-multi-meta',
+      [
+        { ID: 'https.12345', Name: 'https', Port: 4443, IP: '192.168.1.102', Tags: ['www'], Attrs: { sni: 'enabled' } },
+        { ID: 'hostname:nginx.0:80', Name: 'http', Port: 8000, IP: '192.168.1.102', Tags: ['www'], Attrs: {} },
+      ],
+    ],
+    [
+      'Using labels to define metadata',
+      'registrator-labels',
+      [{ ID: 'hostname:redis.0:6379', Name: 'db', Port: 10000, IP: '192.168.1.102', Tags: ['master', 'backups'], Attrs: { region: 'us2' } }],
+    ],
+  ])('%s (%s)', (_title, name, documented) => {
+    // Given the container the example runs, as dockerd reports it
+    const snapshot = fixture(name)
+    // When it is built on a node named like the page's host
+    const result = build(snapshot, DOCS)
+    // Then the Service objects are the documented ones, with no problem reported
+    expect(result.instances.map(asServiceObject).sort(byId)).toEqual([...documented].sort(byId))
+    expect(result.problems).toEqual([])
+    expect(result.skipped).toBeUndefined()
+  })
+
+  it('the -ip option (--advertise-address) gives the documented IP without knowing the host address', () => {
+    // Given the first example and only an advertise address
+    // When it is built
+    const [instance] = build(fixture('registrator-single'), { ...DOCS, hostAddress: '', advertiseAddress: '192.168.1.102' }).instances
+    // Then the IP is the advertised one
+    expect(instance.address).toBe('192.168.1.102')
+  })
+})
+
+describe('Registrator attributes (meta), per-port keys and precedence', () => {
+  runCases([
+    {
+      name: 'every SERVICE_<KEY> that is not a known key is an attribute, named by its lower-cased key',
+      given: () => fixture('single', { env: { SERVICE_REGION: 'us2', SERVICE_Owner_Team: 'payments', SERVICE_NAME: 'db', SERVICE_TAGS: 'a' } }),
+      instances: [{ service: 'db', tags: ['a'], meta: { owner_team: 'payments', region: 'us2' } }],
+    },
+    {
+      name: 'a lower-case key after SERVICE_ means what the upper-case one means',
+      given: () => fixture('single', { labels: { SERVICE_name: 'lower', SERVICE_tags: 'x,y' } }),
+      instances: [{ service: 'lower', tags: ['x', 'y'], meta: {} }],
+    },
+    {
+      name: 'per-port attributes apply to that port only and win over the container-wide one there',
+      given: () => fixture('multi', { env: { SERVICE_ZONE: 'a', SERVICE_8080_ZONE: 'b', SERVICE_80_SNI: 'on', SERVICE_9999_GONE: 'x' } }),
+      instances: [{ meta: { sni: 'on', zone: 'a' } }, { meta: { zone: 'b' } }],
+    },
+    {
+      name: 'attributes from labels and env are merged, the env var wins on the same key',
+      given: () => fixture('single', { labels: { SERVICE_REGION: 'label', SERVICE_RACK: 'r1' }, env: { SERVICE_REGION: 'env' } }),
+      instances: [{ meta: { rack: 'r1', region: 'env' } }],
+    },
+    {
+      name: 'discovery.meta.<key> wins over a Registrator attribute of the same name',
+      given: () => fixture('single', { labels: { 'discovery.meta.region': 'ours' }, env: { SERVICE_REGION: 'theirs' } }),
+      instances: [{ meta: { region: 'ours' } }],
+    },
+    {
+      name: 'an empty attribute is kept as an empty value, as Registrator keeps it',
+      given: () => fixture('single', { env: { SERVICE_REGION: '' } }),
+      instances: [{ meta: { region: '' } }],
+    },
+    {
+      name: 'SERVICE_<port> without a key after the port is an attribute named by the port',
+      given: () => fixture('single', { env: { SERVICE_80: 'x' } }),
+      instances: [{ meta: { '80': 'x' } }],
+    },
+    {
+      name: 'check keys are not attributes, nor are name, tags, id and ignore',
+      given: () =>
+        fixture('multi', {
+          env: { SERVICE_CHECK_TCP: 'true', SERVICE_CHECK_INTERVAL: '5s', SERVICE_8080_IGNORE: 'false', SERVICE_80_ID: 'web-80', SERVICE_80_TAGS: 't' },
+        }),
+      instances: [{ id: 'web-80', meta: {}, tags: ['t'] }, { meta: {} }],
+    },
+    {
+      name: 'per-port SERVICE_<port>_ID, the other port keeps the default id',
+      given: () => fixture('multi', { env: { SERVICE_8080_ID: 'admin-1' } }),
+      instances: [{ id: 'node-1:dafx-multi:80' }, { id: 'admin-1' }],
+    },
+    {
+      name: 'SERVICE_ID serves the one port that has no SERVICE_<port>_ID',
+      given: () => fixture('multi', { env: { SERVICE_ID: 'web-1', SERVICE_8080_ID: 'admin-1' } }),
+      instances: [{ id: 'web-1' }, { id: 'admin-1' }],
+    },
+    {
+      name: 'per-port tags apply to that port only',
+      given: () => fixture('multi', { labels: { 'discovery.tags': '' }, env: { SERVICE_TAGS: 'all', SERVICE_8080_TAGS: 'admin' } }),
+      instances: [{ tags: ['all'] }, { tags: ['admin'] }],
+    },
+    {
+      name: 'an escaped comma stays in the tag, an unescaped one splits',
+      given: () => fixture('single', { env: { SERVICE_TAGS: 'a\\,b,c' } }),
+      instances: [{ tags: ['a,b', 'c'] }],
+    },
+    {
+      name: 'a UDP port gets the udp tag after its own, as Registrator adds it',
+      given: () => fixture('udp', { env: { SERVICE_TAGS: 'primary' } }),
+      instances: [{ tags: ['primary', 'udp'] }],
+    },
+    {
+      name: 'SERVICE_<port>_NAME with several ports: no suffix for that port, the suffix for the others',
+      given: () => fixture('registrator-multi', { env: { SERVICE_NAME: 'web', SERVICE_443_NAME: 'tls' } }),
+      instances: [
+        { id: 'node-1:nginx.0:80', service: 'web-80' },
+        { id: 'node-1:nginx.0:443', service: 'tls' },
+      ],
+    },
+  ])
+})
+
+describe('Registrator options: -tags, -explicit, -useIpFromLabel', () => {
+  runCases([
+    {
+      name: '-tags are added after the container tags, without duplicates',
+      given: () => fixture('single', { env: { SERVICE_TAGS: 'a,shared' } }),
+      options: { extraTags: ['shared', 'dc1'] },
+      instances: [{ tags: ['a', 'shared', 'dc1'] }],
+    },
+    {
+      name: '-tags on a UDP port: own tags, -tags, then udp',
+      given: () => fixture('udp', { env: { SERVICE_TAGS: 'p' } }),
+      options: { extraTags: ['dc1'] },
+      instances: [{ tags: ['p', 'dc1', 'udp'] }],
+    },
+    {
+      name: '-tags on a container without tags',
+      given: () => fixture('single'),
+      options: { extraTags: ['dc1'] },
+      instances: [{ tags: ['dc1'] }],
+    },
+    {
+      name: '-explicit skips a container without a name',
+      given: () => fixture('registrator-multi'),
+      options: { explicit: true },
+      skipped: /no explicit service name/,
+    },
+    {
+      name: '-explicit keeps only the ports that have a name, named as before',
+      given: () => fixture('registrator-multi', { env: { SERVICE_80_NAME: 'http' } }),
+      options: { explicit: true },
+      instances: [{ service: 'http', port: 8000 }],
+    },
+    {
+      name: '-explicit with SERVICE_NAME keeps every port, suffixed',
+      given: () => fixture('registrator-multi', { labels: { SERVICE_NAME: 'web' } }),
+      options: { explicit: true },
+      instances: [{ service: 'web-80' }, { service: 'web-443' }],
+    },
+    {
+      name: '-explicit with discovery.service',
+      given: () => fixture('single', { labels: { 'discovery.service': 'web' } }),
+      options: { explicit: true },
+      instances: [{ service: 'web' }],
+    },
+    {
+      name: '-explicit lets discovery.enable=true in with the image name',
+      given: () => fixture('single', { labels: { 'discovery.enable': 'true' } }),
+      options: { explicit: true },
+      instances: [{ service: 'busybox' }],
+    },
+    {
+      name: '-useIpFromLabel: the label address (without /prefix) with the published port',
+      given: () => fixture('registrator-single', { labels: { 'com.example.ip': '10.1.2.3/24' } }),
+      options: { ipFromLabel: 'com.example.ip' },
+      instances: [{ address: '10.1.2.3', port: 10000 }],
+    },
+    {
+      name: '-useIpFromLabel in container mode keeps the container port',
+      given: () => fixture('single', { labels: { 'com.example.ip': 'fd00::5/64' } }),
+      options: { ipFromLabel: 'com.example.ip', addressMode: 'container' },
+      instances: [{ address: 'fd00::5', port: 80 }],
+    },
+    {
+      name: '-useIpFromLabel: an HTTP check goes to the label address',
+      given: () => fixture('registrator-single', { labels: { 'com.example.ip': '10.1.2.3' }, env: { SERVICE_CHECK_HTTP: '/ping' } }),
+      options: { ipFromLabel: 'com.example.ip' },
+      instances: [{ address: '10.1.2.3', check: { kind: 'http', target: 'http://10.1.2.3:10000/ping' } }],
+    },
+    {
+      name: '-useIpFromLabel without the label: the usual address',
+      given: () => fixture('registrator-single'),
+      options: { ipFromLabel: 'com.example.ip' },
+      instances: [{ address: '192.0.2.2' }],
+    },
+    {
+      name: '-useIpFromLabel with a label that is no IP: reported, the usual address',
+      given: () => fixture('registrator-single', { labels: { 'com.example.ip': 'eth0' } }),
+      options: { ipFromLabel: 'com.example.ip' },
+      instances: [{ address: '192.0.2.2' }],
+      problems: [{ label: 'com.example.ip', value: 'eth0', reason: expect.stringMatching(/not an IP address/) }],
+    },
+  ])
+})
+
+describe('Registrator checks (docs/user/backends.md, consul/consul.go)', () => {
+  const timing = (overrides: Partial<Record<keyof typeof CHECK_DEFAULTS, number>> = {}) => ({ ...CHECK_DEFAULTS, ...overrides })
+  const problem = (label: string, reason: RegExp) => ({ label, reason: expect.stringMatching(reason) })
+  runCases([
+    {
+      name: "backends.md's per-port HTTP and HTTPS checks apply to their own port",
+      given: () => fixture('registrator-checks'),
+      options: { hostAddress: '192.168.1.102' },
+      instances: [
+        { service: 'nginx-80', check: { kind: 'http', target: 'http://192.168.1.102:8000/health/endpoint/path', ...timing({ interval: 15_000, timeout: 1000 }) }, meta: {} },
+        { service: 'nginx-443', check: { kind: 'http', target: 'https://192.168.1.102:4443/health/endpoint/path', ...timing({ interval: 15_000, timeout: 1000 }) }, meta: {} },
+      ],
+    },
+    {
+      name: 'SERVICE_CHECK_HTTP wins over SERVICE_CHECK_HTTPS and TCP',
+      given: () => fixture('single', { env: { SERVICE_CHECK_HTTPS: '/s', SERVICE_CHECK_HTTP: '/h', SERVICE_CHECK_TCP: 'true' } }),
+      instances: [{ check: { kind: 'http', target: 'http://127.0.0.1:18081/h' } }],
+    },
+    {
+      name: 'a per-port check key wins over the container-wide one for its port only',
+      given: () => fixture('multi', { labels: { 'discovery.8080.service': '' }, env: { SERVICE_CHECK_HTTP: '/all', SERVICE_8080_CHECK_HTTP: '/admin', SERVICE_8080_CHECK_INTERVAL: '2s' } }),
+      instances: [
+        { check: { target: 'http://192.0.2.2:18083/all', interval: CHECK_DEFAULTS.interval } },
+        { check: { target: 'http://192.0.2.2:18084/admin', interval: 2000 } },
+      ],
+    },
+    {
+      name: 'SERVICE_CHECK_CMD runs in the container',
+      given: () => fixture('single', { env: { SERVICE_CHECK_CMD: 'test -f /www/index.html', SERVICE_CHECK_INTERVAL: '3s' } }),
+      instances: [{ check: { kind: 'exec', target: 'test -f /www/index.html', container: IDS.single, ...timing({ interval: 3000 }) } }],
+    },
+    {
+      name: 'SERVICE_CHECK_SCRIPT runs in the container with $SERVICE_IP and $SERVICE_PORT filled in',
+      given: () => fixture('single', { env: { SERVICE_CHECK_SCRIPT: 'nc $SERVICE_IP $SERVICE_PORT | grep OK' } }),
+      instances: [{ check: { kind: 'exec', target: 'nc 127.0.0.1 18081 | grep OK', container: IDS.single } }],
+    },
+    {
+      name: 'SERVICE_CHECK_CMD wins over SERVICE_CHECK_SCRIPT',
+      given: () => fixture('single', { env: { SERVICE_CHECK_SCRIPT: 'script', SERVICE_CHECK_CMD: 'cmd' } }),
+      instances: [{ check: { kind: 'exec', target: 'cmd' } }],
+    },
+    {
+      name: 'SERVICE_CHECK_TTL has no equivalent: reported, no check',
+      given: () => fixture('single', { env: { SERVICE_CHECK_TTL: '30s' } }),
+      instances: [{ service: 'busybox', meta: {} }],
+      without: ['check'],
+      problems: [problem('SERVICE_CHECK_TTL (env)', /TTL check.*no equivalent/)],
+    },
+    {
+      name: 'SERVICE_CHECK_TTL with SERVICE_CHECK_TCP: reported, the TCP check is used',
+      given: () => fixture('dual', { labels: { SERVICE_CHECK_TTL: '30s', SERVICE_CHECK_TCP: 'true' } }),
+      instances: [{ check: { kind: 'tcp', target: '172.17.0.5:80' } }],
+      problems: [problem('SERVICE_CHECK_TTL', /no equivalent/)],
+    },
+    {
+      name: 'SERVICE_CHECK_TTL with a Docker HEALTHCHECK: reported, the HEALTHCHECK is used',
+      given: () => fixture('health', { env: { SERVICE_CHECK_TTL: '30s' } }),
+      instances: [{ check: { kind: 'docker', target: 'dafx-health' } }],
+      problems: [problem('SERVICE_CHECK_TTL (env)', /no equivalent/)],
+    },
+    {
+      name: 'SERVICE_CHECK_INITIAL_STATUS and _DEREGISTER_AFTER are reported, the check stays',
+      given: () => fixture('single', { env: { SERVICE_CHECK_HTTP: '/h', SERVICE_CHECK_INITIAL_STATUS: 'passing', SERVICE_80_CHECK_DEREGISTER_AFTER: '90m' } }),
+      instances: [{ check: { kind: 'http', target: 'http://127.0.0.1:18081/h' }, meta: {} }],
+      problems: [problem('SERVICE_CHECK_INITIAL_STATUS (env)', /starts 'unknown'/), problem('SERVICE_80_CHECK_DEREGISTER_AFTER (env)', /--deregister-critical-after/)],
+    },
+    {
+      name: 'an HTTPS check path without a slash is reported',
+      given: () => fixture('single', { env: { SERVICE_CHECK_HTTPS: 'health' } }),
+      instances: [{ service: 'busybox' }],
+      without: ['check'],
+      problems: [problem('SERVICE_CHECK_HTTPS (env)', /no HTTPS check/)],
+    },
+    {
+      name: 'discovery.check.* labels still win over every SERVICE_CHECK_* key',
+      given: () => fixture('single', { labels: { 'discovery.check.tcp': 'true' }, env: { SERVICE_CHECK_CMD: 'true', SERVICE_CHECK_HTTPS: '/' } }),
+      instances: [{ check: { kind: 'tcp', target: '172.17.0.2:80' } }],
+    },
+  ])
+})
+
+describe('Registrator keys that are malformed here', () => {
+  const problem = (label: string, reason: RegExp) => ({ label, reason: expect.stringMatching(reason) })
+  runCases([
+    {
+      name: 'an attribute whose name is not a meta key is dropped and reported',
+      given: () => fixture('single', { labels: { 'SERVICE_team/owner': 'x', SERVICE_REGION: 'eu' } }),
+      instances: [{ meta: { region: 'eu' } }],
+      problems: [problem('SERVICE_team/owner', /meta key/)],
+    },
+    {
+      name: 'a bare SERVICE_ key is reported',
+      given: () => fixture('single', { env: { SERVICE_: 'x' } }),
+      instances: [{ meta: {} }],
+      problems: [problem('SERVICE_ (env)', /meta key/)],
+    },
+    {
+      name: 'an attribute of 100 KiB is dropped and reported',
+      given: () => fixture('single', { env: { SERVICE_BLOB: KIB_100 } }),
+      instances: [{ meta: {} }],
+      problems: [problem('SERVICE_BLOB (env)', /longer than 4096/)],
+    },
+    {
+      name: 'one SERVICE_<port>_ID for 53/tcp and 53/udp: the second port keeps its default id',
+      given: () =>
+        fixture('udp', {
+          env: { SERVICE_5353_ID: 'dns-1' },
+          edit: (s) => ({ ...s, ports: [{ containerPort: 5353, protocol: 'tcp' as const, bindings: [{ hostIp: '0.0.0.0', hostPort: 18086 }] }, ...s.ports] }),
+        }),
+      instances: [{ id: 'dns-1' }, { id: 'node-1:dafx-udp:5353:udp' }],
+      problems: [problem('SERVICE_5353_ID (env)', /id of another port/)],
+    },
+    {
+      name: 'a SERVICE_<port>_ID that is no valid id',
+      given: () => fixture('multi', { env: { SERVICE_80_ID: 'a/b' } }),
+      instances: [{ id: 'node-1:dafx-multi:80' }, { id: 'node-1:dafx-multi:8080' }],
+      problems: [problem('SERVICE_80_ID (env)', /default id/)],
+    },
+    {
+      name: 'check numbers beyond what a record may hold fall back to the defaults',
+      given: () => fixture('single', { labels: { 'discovery.check.failures': '1001' }, env: { SERVICE_CHECK_TCP: 'true', SERVICE_CHECK_INTERVAL: '48h', SERVICE_CHECK_TIMEOUT: '50ms' } }),
+      instances: [{ check: { kind: 'tcp', interval: CHECK_DEFAULTS.interval, timeout: CHECK_DEFAULTS.timeout, failuresBeforeCritical: CHECK_DEFAULTS.failuresBeforeCritical } }],
+      problems: [
+        problem('SERVICE_CHECK_INTERVAL (env)', /from 100ms to 24h/),
+        problem('SERVICE_CHECK_TIMEOUT (env)', /from 100ms to 1h/),
+        problem('discovery.check.failures', /from 1 to 1000/),
+      ],
+    },
+    {
+      name: 'a bad per-port name still reports the port\'s other problems',
+      given: () => fixture('multi', { env: { SERVICE_80_NAME: 'Bad_Name', SERVICE_80_CHECK_INTERVAL: 'soon', SERVICE_80_CHECK_HTTP: '/' } }),
+      instances: [{ service: 'admin' }],
+      problems: [problem('SERVICE_80_NAME (env)', /port 80 is not registered/), problem('SERVICE_80_CHECK_INTERVAL (env)', /not a duration/)],
+    },
+  ])
 })

@@ -1,7 +1,8 @@
 import { bodyPatternProblem } from '../health/body-pattern.js'
 import { isIP } from 'node:net'
 import { formatDuration, parseDuration } from '../duration.js'
-import { CHECK_DEFAULTS, type CheckSpec, type DesiredInstance } from '../model.js'
+import { splitTags } from '../config.js'
+import { CHECK_DEFAULTS, CHECK_LIMITS, withinCheckLimit, type CheckSpec, type DesiredInstance } from '../model.js'
 import { clip, instanceIdProblem, serviceNameProblem } from '../validate.js'
 import { comparePorts, formatPort, parsePortKey, type ContainerPort, type ContainerSnapshot, type HostBinding } from './snapshot.js'
 
@@ -22,6 +23,16 @@ export interface BuildOptions {
   hostAddress: string
   /** false: only containers labelled `discovery.enable=true` are registered. */
   exposedByDefault: boolean
+  /** Registrator `-tags`: added to every instance's tags, after the container's own. Default none. */
+  extraTags?: readonly string[]
+  /**
+   * Registrator `-explicit`: only ports with an explicit service name (SERVICE_NAME,
+   * SERVICE_<port>_NAME, discovery.service, discovery.<port>.service) or a container with
+   * `discovery.enable=true` are registered. Default false.
+   */
+  explicit?: boolean
+  /** Registrator `-useIpFromLabel`: the label whose value (an IP, a `/prefix` suffix allowed) is the registered address. */
+  ipFromLabel?: string
 }
 
 export interface LabelProblem {
@@ -58,6 +69,25 @@ const KNOWN_LABELS = new Set([
 ])
 const PER_PORT_LABEL_RE = /^discovery\.\d{1,5}\.(service|tags)$/
 
+/**
+ * Registrator's keys with a meaning of their own (the rest of SERVICE_* become meta): the
+ * fields of its service object and the check attributes its Consul backend reads.
+ */
+const REGISTRATOR_CHECK_KEYS = [
+  'check_http',
+  'check_https',
+  'check_tcp',
+  'check_cmd',
+  'check_script',
+  'check_ttl',
+  'check_interval',
+  'check_timeout',
+  'check_initial_status',
+  'check_deregister_after',
+] as const
+const REGISTRATOR_KEYS: ReadonlySet<string> = new Set(['name', 'tags', 'id', 'ignore', ...REGISTRATOR_CHECK_KEYS])
+const REGISTRATOR_PREFIX = 'SERVICE_'
+
 const TRUE_WORDS = ['true', '1', 'yes', 'on']
 const FALSE_WORDS = ['false', '0', 'no', 'off']
 
@@ -66,6 +96,18 @@ interface Setting {
   key: string
   value: string
   origin: 'label' | 'env'
+}
+
+/**
+ * SERVICE_* as Registrator reads them (bridge/util.go serviceMetaData): the key after
+ * `SERVICE_` lower-cased is the attribute (`SERVICE_REGION` → `region`); `SERVICE_<port>_<KEY>`
+ * is `<key>` for that container port only and wins over `SERVICE_<KEY>`; an env var wins over
+ * a label of the same name. Blank values of the keys in REGISTRATOR_KEYS count as unset.
+ */
+interface RegistratorKeys {
+  global: ReadonlyMap<string, Setting>
+  /** By container port as written in the key (`80`), then attribute. */
+  byPort: ReadonlyMap<string, ReadonlyMap<string, Setting>>
 }
 
 /** Where one instance is reached: address and port as registered. */
@@ -90,10 +132,16 @@ interface CheckTiming {
 }
 
 type CheckPlan =
-  | { kind: 'http'; path: string; expectStatus?: string; expectBody?: string }
+  | { kind: 'http'; path: string; scheme: 'http' | 'https'; expectStatus?: string; expectBody?: string }
   | { kind: 'tcp' }
-  | { kind: 'exec'; command: string }
+  /** `interpolate`: SERVICE_CHECK_SCRIPT's $SERVICE_IP and $SERVICE_PORT become the registered address and port. */
+  | { kind: 'exec'; command: string; interpolate?: boolean }
   | { kind: 'docker' }
+
+interface Check {
+  plan?: CheckPlan
+  timing: CheckTiming
+}
 
 /** Collects problems, one per label: the same bad label met for every port is still one mistake. */
 class ProblemList {
@@ -120,8 +168,9 @@ export function containerToInstances(snapshot: ContainerSnapshot, options: Build
 
   const problems = new ProblemList(snapshot.name)
   const done = (skipped: string): BuildResult => ({ instances: [], problems: problems.items, skipped })
+  const keys = readRegistratorKeys(snapshot)
 
-  const optedOut = optOutReason(snapshot, options.exposedByDefault, problems)
+  const optedOut = optOutReason(snapshot, keys, options.exposedByDefault, problems)
   if (optedOut) return done(optedOut)
   reportUnknownLabels(snapshot, problems)
 
@@ -131,42 +180,50 @@ export function containerToInstances(snapshot: ContainerSnapshot, options: Build
   const selected = [...selectPorts(snapshot, addressing, problems)].sort(comparePorts)
   if (selected.length === 0) return done(noPortsReason(addressing.kind))
 
-  // Like Registrator, the `-<port>` suffix depends on the ports found before per-port ignores,
-  // so ignoring one port doesn't rename the others.
+  // Like Registrator, the `-<port>` suffix depends on the ports found before per-port ignores
+  // and -explicit, so ignoring one port doesn't rename the others.
   const group = selected.length > 1
-  const kept = selected.filter((endpoint) => !portIgnored(snapshot, endpoint.containerPort))
-  if (kept.length === 0) return done('every port is ignored (SERVICE_<port>_IGNORE)')
+  const notIgnored = selected.filter((endpoint) => !portIgnored(keys, endpoint.containerPort))
+  if (notIgnored.length === 0) return done('every port is ignored (SERVICE_<port>_IGNORE)')
+  const kept = options.explicit && !enabledByLabel(snapshot) ? notIgnored.filter((endpoint) => hasExplicitName(snapshot, keys, endpoint.containerPort)) : notIgnored
+  if (kept.length === 0) return done('no explicit service name (explicit mode: set SERVICE_NAME, SERVICE_<port>_NAME or discovery.service)')
 
-  const explicitId = resolveExplicitId(snapshot, kept.length, problems)
-  const globalName = resolveGlobalName(snapshot, problems)
-  const globalTags = resolveTags(first(label(snapshot, 'discovery.tags'), registrator(snapshot, 'SERVICE_TAGS')), problems) ?? []
-  const meta = resolveMeta(snapshot, problems)
-  const check = resolveCheck(snapshot, problems)
+  const globalId = resolveGlobalId(keys, kept.filter((endpoint) => !keys.byPort.get(String(endpoint.containerPort))?.has('id')).length, problems)
+  const globalName = resolveGlobalName(snapshot, keys, problems)
+  const labelMeta = resolveLabelMeta(snapshot, problems)
+  const labelAddress = addressFromLabel(snapshot, options.ipFromLabel, problems)
+  const extraTags = options.extraTags ?? []
   // Docker's userland proxy accepts a connection on a published port even when nothing listens
   // behind it, so a TCP check of a published port connects to the container's own address.
   const direct = addressing.kind === 'published' ? containerAddress(snapshot, options.network) : undefined
   const tcpProbeAddress = direct && 'address' in direct ? direct.address : undefined
 
   const instances: DesiredInstance[] = []
-  for (const endpoint of kept) {
-    const service = resolveServiceName(snapshot, endpoint, globalName, group, problems)
-    if (service === undefined) continue
-    const id = explicitId ?? defaultInstanceId(options.node, snapshot.name, endpoint)
-    const idProblem = instanceIdProblem(id)
-    if (idProblem) {
-      problems.addRaw('instance id', id, `${idProblem}; port ${formatPort(endpoint)} is not registered (check --node)`)
-      continue
-    }
-    const tags = resolvePortTags(snapshot, endpoint.containerPort, problems) ?? globalTags
+  const usedIds = new Set<string>()
+  for (const found of kept) {
+    const endpoint = labelAddress ? { ...found, address: labelAddress } : found
+    const port = endpoint.containerPort
+    const service = resolveServiceName(snapshot, keys, endpoint, globalName, group, problems)
+    const id = service === undefined ? undefined : resolveId(keys, endpoint, globalId, usedIds, options.node, snapshot.name, problems)
+    // Everything else is still read, so every problem of the container is reported at once.
+    const ownTags = resolveTags(first(label(snapshot, `discovery.${port}.tags`), keys.byPort.get(String(port))?.get('tags')), problems) ??
+      resolveTags(first(label(snapshot, 'discovery.tags'), keys.global.get('tags')), problems) ??
+      []
+    // Registrator appends its -tags, then `udp` for a UDP port.
+    const tags = [...new Set([...ownTags, ...extraTags, ...(endpoint.protocol === 'udp' ? ['udp'] : [])])]
+    const check = resolveCheck(snapshot, keys, port, problems)
     const spec = checkFor(check, snapshot, endpoint, tcpProbeAddress)
+    const meta = { ...resolveAttributes(keys, port, problems), ...labelMeta }
+    if (service === undefined || id === undefined) continue
+    usedIds.add(id)
     instances.push({
       id,
       service,
       address: endpoint.address,
       port: endpoint.port,
-      tags: [...tags],
-      meta: { ...meta },
-      container: { id: snapshot.id, name: snapshot.name, image: snapshot.image, port: endpoint.containerPort, protocol: endpoint.protocol },
+      tags,
+      meta,
+      container: { id: snapshot.id, name: snapshot.name, image: snapshot.image, port, protocol: endpoint.protocol },
       ...(spec ? { check: spec } : {}),
     })
   }
@@ -205,7 +262,7 @@ function stateSkipReason(snapshot: ContainerSnapshot): string | undefined {
   return undefined
 }
 
-function optOutReason(snapshot: ContainerSnapshot, exposedByDefault: boolean, problems: ProblemList): string | undefined {
+function optOutReason(snapshot: ContainerSnapshot, keys: RegistratorKeys, exposedByDefault: boolean, problems: ProblemList): string | undefined {
   const enable = label(snapshot, 'discovery.enable')
   const enabled = enable ? parseBool(enable.value) : undefined
   if (enable && enabled === undefined) {
@@ -213,7 +270,7 @@ function optOutReason(snapshot: ContainerSnapshot, exposedByDefault: boolean, pr
   }
   if (enabled === false) return 'opted out (discovery.enable=false)'
   if (enabled === true) return undefined
-  const ignore = registrator(snapshot, 'SERVICE_IGNORE')
+  const ignore = keys.global.get('ignore')
   // Registrator ignores on any non-empty value; an explicit false word is read as "don't ignore".
   if (ignore && parseBool(ignore.value) !== false) return `opted out (${ignore.key}=${clip(ignore.value, 20)})`
   if (!exposedByDefault) return 'not enabled (exposed-by-default is off and discovery.enable is not true)'
@@ -321,19 +378,72 @@ function selectPorts(snapshot: ContainerSnapshot, addressing: Addressing, proble
   return all
 }
 
-function portIgnored(snapshot: ContainerSnapshot, containerPort: number): boolean {
-  const ignore = registrator(snapshot, `SERVICE_${containerPort}_IGNORE`)
+function portIgnored(keys: RegistratorKeys, containerPort: number): boolean {
+  const ignore = keys.byPort.get(String(containerPort))?.get('ignore')
   return ignore !== undefined && parseBool(ignore.value) !== false
 }
 
-function resolveExplicitId(snapshot: ContainerSnapshot, portCount: number, problems: ProblemList): string | undefined {
-  const setting = registrator(snapshot, 'SERVICE_ID')
+function enabledByLabel(snapshot: ContainerSnapshot): boolean {
+  const enable = label(snapshot, 'discovery.enable')
+  return enable !== undefined && parseBool(enable.value) === true
+}
+
+/** Registrator's -explicit: a name given for this port or for the whole container. */
+function hasExplicitName(snapshot: ContainerSnapshot, keys: RegistratorKeys, containerPort: number): boolean {
+  const settings = [label(snapshot, 'discovery.service'), label(snapshot, `discovery.${containerPort}.service`), portKey(keys, containerPort, 'name')]
+  return settings.some((setting) => setting !== undefined)
+}
+
+/**
+ * Registrator's -useIpFromLabel: the label's value, without a `/<prefix length>` suffix, is the
+ * address of every port. A container without the label keeps the usual address.
+ */
+function addressFromLabel(snapshot: ContainerSnapshot, labelName: string | undefined, problems: ProblemList): string | undefined {
+  if (!labelName) return undefined
+  const setting = label(snapshot, labelName)
   if (!setting) return undefined
-  if (portCount > 1) {
-    // One id for several instances would make them overwrite each other.
-    problems.add(setting, `applies only to a container with one port, this one has ${portCount}; using the default ids`)
+  const value = setting.value.trim()
+  const slash = value.lastIndexOf('/')
+  const address = slash >= 0 ? value.slice(0, slash) : value
+  if (isIP(address) === 0) {
+    problems.add(setting, 'is not an IP address (use e.g. 10.0.0.5 or 10.0.0.5/24); using the usual address')
     return undefined
   }
+  return address
+}
+
+/**
+ * SERVICE_ID: every port that has no SERVICE_<port>_ID takes it, so it may serve one such
+ * port only; one id for several instances would make them overwrite each other.
+ */
+function resolveGlobalId(keys: RegistratorKeys, portsWithoutOwnId: number, problems: ProblemList): string | undefined {
+  const setting = keys.global.get('id')
+  if (!setting || portsWithoutOwnId === 0) return undefined
+  if (portsWithoutOwnId > 1) {
+    problems.add(setting, `applies only to a container with one port, this one has ${portsWithoutOwnId} without a SERVICE_<port>_ID; using the default ids`)
+    return undefined
+  }
+  return validId(setting, problems)
+}
+
+function resolveId(keys: RegistratorKeys, endpoint: Endpoint, globalId: string | undefined, used: ReadonlySet<string>, node: string, containerName: string, problems: ProblemList): string | undefined {
+  const own = keys.byPort.get(String(endpoint.containerPort))?.get('id')
+  const chosen = own ? validId(own, problems) : globalId
+  if (chosen !== undefined && !used.has(chosen)) return chosen
+  if (chosen !== undefined) {
+    // e.g. SERVICE_53_ID on a container with 53/tcp and 53/udp: the second port can't share the id.
+    problems.add(own ?? keys.global.get('id')!, `gives port ${formatPort(endpoint)} the id of another port of this container; using the default id`)
+  }
+  const id = defaultInstanceId(node, containerName, endpoint)
+  const idProblem = instanceIdProblem(id)
+  if (idProblem) {
+    problems.addRaw('instance id', id, `${idProblem}; port ${formatPort(endpoint)} is not registered (check --node)`)
+    return undefined
+  }
+  return id
+}
+
+function validId(setting: Setting, problems: ProblemList): string | undefined {
   const id = setting.value.trim()
   const problem = instanceIdProblem(id)
   if (problem) {
@@ -343,8 +453,8 @@ function resolveExplicitId(snapshot: ContainerSnapshot, portCount: number, probl
   return id
 }
 
-function resolveGlobalName(snapshot: ContainerSnapshot, problems: ProblemList): GlobalName {
-  const setting = first(label(snapshot, 'discovery.service'), registrator(snapshot, 'SERVICE_NAME'))
+function resolveGlobalName(snapshot: ContainerSnapshot, keys: RegistratorKeys, problems: ProblemList): GlobalName {
+  const setting = first(label(snapshot, 'discovery.service'), keys.global.get('name'))
   if (setting) {
     const name = setting.value.trim()
     const problem = serviceNameProblem(name)
@@ -363,9 +473,9 @@ function resolveGlobalName(snapshot: ContainerSnapshot, problems: ProblemList): 
   return { kind: 'image', base }
 }
 
-function resolveServiceName(snapshot: ContainerSnapshot, endpoint: Endpoint, global: GlobalName, group: boolean, problems: ProblemList): string | undefined {
+function resolveServiceName(snapshot: ContainerSnapshot, keys: RegistratorKeys, endpoint: Endpoint, global: GlobalName, group: boolean, problems: ProblemList): string | undefined {
   const port = endpoint.containerPort
-  const perPort = first(label(snapshot, `discovery.${port}.service`), registrator(snapshot, `SERVICE_${port}_NAME`))
+  const perPort = first(label(snapshot, `discovery.${port}.service`), keys.byPort.get(String(port))?.get('name'))
   if (perPort) {
     const name = perPort.value.trim()
     const problem = serviceNameProblem(name)
@@ -391,11 +501,10 @@ function resolveServiceName(snapshot: ContainerSnapshot, endpoint: Endpoint, glo
   return name
 }
 
-function resolvePortTags(snapshot: ContainerSnapshot, containerPort: number, problems: ProblemList): string[] | undefined {
-  return resolveTags(first(label(snapshot, `discovery.${containerPort}.tags`), registrator(snapshot, `SERVICE_${containerPort}_TAGS`)), problems)
-}
-
-/** A comma list, trimmed, empties dropped, deduplicated; undefined when unset or unusable. */
+/**
+ * A comma list as Registrator splits it (`\,` keeps a comma in the tag), trimmed, empties
+ * dropped, deduplicated; undefined when unset or unusable.
+ */
 function resolveTags(setting: Setting | undefined, problems: ProblemList): string[] | undefined {
   if (!setting) return undefined
   if (setting.value.length > MAX_VALUE) {
@@ -404,9 +513,7 @@ function resolveTags(setting: Setting | undefined, problems: ProblemList): strin
   }
   const tags: string[] = []
   let dropped = 0
-  for (const part of setting.value.split(',')) {
-    const tag = part.trim()
-    if (tag.length === 0) continue
+  for (const tag of splitTags(setting.value)) {
     if (tag.length > MAX_TAG || /[\u0000-\u001f\u007f]/.test(tag)) {
       dropped += 1
       continue
@@ -417,37 +524,76 @@ function resolveTags(setting: Setting | undefined, problems: ProblemList): strin
   return tags
 }
 
-function resolveMeta(snapshot: ContainerSnapshot, problems: ProblemList): Record<string, string> {
+/** `discovery.meta.<key>` labels: the same for every port, and they win over Registrator attributes. */
+function resolveLabelMeta(snapshot: ContainerSnapshot, problems: ProblemList): Record<string, string> {
   const entries: [string, string][] = []
   for (const key of Object.keys(snapshot.labels).sort()) {
     if (!key.startsWith(META_PREFIX)) continue
     const setting: Setting = { key, value: snapshot.labels[key], origin: 'label' }
-    const metaKey = key.slice(META_PREFIX.length)
-    if (!META_KEY_RE.test(metaKey)) {
-      problems.add(setting, 'has a meta key that may hold only letters, digits and _ . - (1 to 128 characters); dropped')
-      continue
-    }
-    if (setting.value.length > MAX_VALUE) {
-      problems.add(setting, `is longer than ${MAX_VALUE} characters; dropped`)
-      continue
-    }
-    entries.push([metaKey, setting.value])
+    const metaKey = metaEntry(setting, key.slice(META_PREFIX.length), problems)
+    if (metaKey !== undefined) entries.push([metaKey, setting.value])
   }
   // fromEntries defines own properties, so a key like `__proto__` is kept as data.
   return Object.fromEntries(entries)
 }
 
-function resolveCheck(snapshot: ContainerSnapshot, problems: ProblemList): { plan?: CheckPlan; timing: CheckTiming } {
-  const timing: CheckTiming = {
-    interval: durationOf(first(label(snapshot, 'discovery.check.interval'), registrator(snapshot, 'SERVICE_CHECK_INTERVAL')), CHECK_DEFAULTS.interval, problems),
-    timeout: durationOf(first(label(snapshot, 'discovery.check.timeout'), registrator(snapshot, 'SERVICE_CHECK_TIMEOUT')), CHECK_DEFAULTS.timeout, problems),
-    failuresBeforeCritical: countOf(label(snapshot, 'discovery.check.failures'), CHECK_DEFAULTS.failuresBeforeCritical, problems),
-    successesBeforePassing: countOf(label(snapshot, 'discovery.check.successes'), CHECK_DEFAULTS.successesBeforePassing, problems),
-    initialDelay: durationOf(label(snapshot, 'discovery.check.initial-delay'), CHECK_DEFAULTS.initialDelay, problems, true),
+/**
+ * Registrator's Attrs of one port: every SERVICE_<KEY> and SERVICE_<port>_<KEY> that is not
+ * one of its own keys, named as Registrator names it (the lower-cased key), per-port first.
+ */
+function resolveAttributes(keys: RegistratorKeys, containerPort: number, problems: ProblemList): Record<string, string> {
+  const merged = new Map(keys.global)
+  for (const [name, setting] of keys.byPort.get(String(containerPort)) ?? []) merged.set(name, setting)
+  const entries: [string, string][] = []
+  for (const [name, setting] of [...merged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (REGISTRATOR_KEYS.has(name)) continue
+    const metaKey = metaEntry(setting, name, problems)
+    if (metaKey !== undefined) entries.push([metaKey, setting.value])
   }
-  const plan = resolveCheckPlan(snapshot, problems)
+  return Object.fromEntries(entries)
+}
+
+function metaEntry(setting: Setting, metaKey: string, problems: ProblemList): string | undefined {
+  if (!META_KEY_RE.test(metaKey)) {
+    problems.add(setting, 'has a meta key that may hold only letters, digits and _ . - (1 to 128 characters); dropped')
+    return undefined
+  }
+  if (setting.value.length > MAX_VALUE) {
+    problems.add(setting, `is longer than ${MAX_VALUE} characters; dropped`)
+    return undefined
+  }
+  return metaKey
+}
+
+/**
+ * The check of one port. `discovery.check.*` labels apply to every port; SERVICE_CHECK_* and
+ * SERVICE_<port>_CHECK_* are read per port as Registrator's Consul backend reads them.
+ */
+function resolveCheck(snapshot: ContainerSnapshot, keys: RegistratorKeys, containerPort: number, problems: ProblemList): Check {
+  const attr = (name: string): Setting | undefined => portKey(keys, containerPort, name)
+  const timing: CheckTiming = {
+    interval: durationOf(first(label(snapshot, 'discovery.check.interval'), attr('check_interval')), 'interval', problems),
+    timeout: durationOf(first(label(snapshot, 'discovery.check.timeout'), attr('check_timeout')), 'timeout', problems),
+    failuresBeforeCritical: countOf(label(snapshot, 'discovery.check.failures'), 'failuresBeforeCritical', problems),
+    successesBeforePassing: countOf(label(snapshot, 'discovery.check.successes'), 'successesBeforePassing', problems),
+    initialDelay: durationOf(label(snapshot, 'discovery.check.initial-delay'), 'initialDelay', problems),
+  }
+  reportUnmappedCheckKeys(attr, problems)
+  const plan = resolveCheckPlan(snapshot, attr, problems)
   if (plan) return { plan, timing }
   return snapshot.hasHealthcheck ? { plan: { kind: 'docker' }, timing } : { timing }
+}
+
+/** Consul check settings with no counterpart here: said once each, never silently dropped. */
+function reportUnmappedCheckKeys(attr: (name: string) => Setting | undefined, problems: ProblemList): void {
+  const status = attr('check_initial_status')
+  if (status) {
+    problems.add(status, "has no equivalent: an instance with a check starts 'unknown' and its first result decides (one without a check is passing); ignored")
+  }
+  const deregister = attr('check_deregister_after')
+  if (deregister) {
+    problems.add(deregister, 'has no per-container equivalent: start the agent with --deregister-critical-after instead; ignored')
+  }
 }
 
 /**
@@ -456,13 +602,13 @@ function resolveCheck(snapshot: ContainerSnapshot, problems: ProblemList): { pla
  * switch off a Registrator check too. An invalid one leaves the container without an
  * explicit check (a Docker HEALTHCHECK still applies).
  */
-function resolveCheckPlan(snapshot: ContainerSnapshot, problems: ProblemList): CheckPlan | undefined {
+function resolveCheckPlan(snapshot: ContainerSnapshot, attr: (name: string) => Setting | undefined, problems: ProblemList): CheckPlan | undefined {
   const http = label(snapshot, 'discovery.check.http')
   const tcp = label(snapshot, 'discovery.check.tcp')
   const exec = label(snapshot, 'discovery.check.exec')
   if (http || tcp || exec) {
     const plans: [Setting, CheckPlan | undefined][] = []
-    if (http) plans.push([http, httpPlan(snapshot, http, problems)])
+    if (http) plans.push([http, httpPlan(snapshot, http, 'http', problems)])
     if (tcp) plans.push([tcp, tcpPlan(tcp, problems)])
     if (exec) plans.push([exec, execPlan(exec, problems)])
     const defined = plans.filter(([, plan]) => plan !== undefined)
@@ -471,21 +617,35 @@ function resolveCheckPlan(snapshot: ContainerSnapshot, problems: ProblemList): C
     }
     return defined[0]?.[1]
   }
-  // Registrator's order: HTTP before TCP.
-  const serviceHttp = registrator(snapshot, 'SERVICE_CHECK_HTTP')
-  if (serviceHttp) return httpPlan(snapshot, serviceHttp, problems)
-  const serviceTcp = registrator(snapshot, 'SERVICE_CHECK_TCP')
+  // Registrator's Consul backend takes the first of: HTTP, HTTPS, CMD, SCRIPT, TTL, TCP.
+  const serviceHttp = attr('check_http')
+  if (serviceHttp) return httpPlan(snapshot, serviceHttp, 'http', problems)
+  const serviceHttps = attr('check_https')
+  if (serviceHttps) return httpPlan(snapshot, serviceHttps, 'https', problems)
+  const serviceCmd = attr('check_cmd')
+  if (serviceCmd) return execPlan(serviceCmd, problems)
+  const serviceScript = attr('check_script')
+  if (serviceScript) {
+    const plan = execPlan(serviceScript, problems)
+    return plan && { ...plan, interpolate: true }
+  }
+  const serviceTtl = attr('check_ttl')
+  if (serviceTtl) {
+    // A TTL check waits for the service to report in to Consul's API: nothing here would.
+    problems.add(serviceTtl, 'is a Consul TTL check (the service must heartbeat Consul), which has no equivalent here; use an HTTP, TCP or CMD check or a HEALTHCHECK')
+  }
+  const serviceTcp = attr('check_tcp')
   if (serviceTcp) return tcpPlan(serviceTcp, problems)
   return undefined
 }
 
-function httpPlan(snapshot: ContainerSnapshot, setting: Setting, problems: ProblemList): CheckPlan | undefined {
+function httpPlan(snapshot: ContainerSnapshot, setting: Setting, scheme: 'http' | 'https', problems: ProblemList): CheckPlan | undefined {
   const path = setting.value.trim()
   if (path.length > MAX_PATH || !/^\/[^\s\u0000-\u001f\u007f]*$/.test(path)) {
-    problems.add(setting, `is not a URL path (start with /, no spaces, at most ${MAX_PATH} characters); no HTTP check`)
+    problems.add(setting, `is not a URL path (start with /, no spaces, at most ${MAX_PATH} characters); no ${scheme.toUpperCase()} check`)
     return undefined
   }
-  const plan: CheckPlan = { kind: 'http', path }
+  const plan: CheckPlan = { kind: 'http', path, scheme }
   const status = label(snapshot, 'discovery.check.expect-status')
   if (status) {
     const value = status.value.replace(/\s+/g, '')
@@ -507,7 +667,7 @@ function tcpPlan(setting: Setting, problems: ProblemList): CheckPlan | undefined
   return enabled ? { kind: 'tcp' } : undefined
 }
 
-function execPlan(setting: Setting, problems: ProblemList): CheckPlan | undefined {
+function execPlan(setting: Setting, problems: ProblemList): Extract<CheckPlan, { kind: 'exec' }> | undefined {
   const command = setting.value.trim()
   if (command.length > MAX_VALUE || command.includes('\u0000')) {
     problems.add(setting, `is longer than ${MAX_VALUE} characters or holds a NUL character; no exec check`)
@@ -516,27 +676,31 @@ function execPlan(setting: Setting, problems: ProblemList): CheckPlan | undefine
   return { kind: 'exec', command }
 }
 
-function checkFor(check: { plan?: CheckPlan; timing: CheckTiming }, snapshot: ContainerSnapshot, endpoint: Endpoint, tcpProbeAddress?: string): CheckSpec | undefined {
+function checkFor(check: Check, snapshot: ContainerSnapshot, endpoint: Endpoint, tcpProbeAddress?: string): CheckSpec | undefined {
   const { plan, timing } = check
   const docker = (): CheckSpec | undefined => (snapshot.hasHealthcheck ? { kind: 'docker', target: snapshot.name, ...CHECK_DEFAULTS } : undefined)
   if (!plan) return undefined
+  const bracketed = (address: string): string => (isIP(address) === 6 ? `[${address}]` : address)
   switch (plan.kind) {
     case 'docker':
       return docker()
-    case 'exec':
-      return { kind: 'exec', target: plan.command, container: snapshot.id, ...timing }
+    case 'exec': {
+      // Registrator's Consul backend put the registered address and port into a script check.
+      const command = plan.interpolate ? plan.command.replaceAll('$SERVICE_IP', endpoint.address).replaceAll('$SERVICE_PORT', String(endpoint.port)) : plan.command
+      return { kind: 'exec', target: command, container: snapshot.id, ...timing }
+    }
     case 'http':
     case 'tcp': {
       // An HTTP or TCP probe of a UDP port can only fail, so such ports keep what Docker knows.
       if (endpoint.protocol !== 'tcp') return docker()
-      const hostPort = `${isIP(endpoint.address) === 6 ? `[${endpoint.address}]` : endpoint.address}:${endpoint.port}`
+      const hostPort = `${bracketed(endpoint.address)}:${endpoint.port}`
       if (plan.kind === 'tcp') {
-        const target = tcpProbeAddress ? `${isIP(tcpProbeAddress) === 6 ? `[${tcpProbeAddress}]` : tcpProbeAddress}:${endpoint.containerPort}` : hostPort
+        const target = tcpProbeAddress ? `${bracketed(tcpProbeAddress)}:${endpoint.containerPort}` : hostPort
         return { kind: 'tcp', target, ...timing }
       }
       return {
         kind: 'http',
-        target: `http://${hostPort}${plan.path}`,
+        target: `${plan.scheme}://${hostPort}${plan.path}`,
         ...timing,
         ...(plan.expectStatus ? { expectStatus: plan.expectStatus } : {}),
         ...(plan.expectBody ? { expectBody: plan.expectBody } : {}),
@@ -545,27 +709,29 @@ function checkFor(check: { plan?: CheckPlan; timing: CheckTiming }, snapshot: Co
   }
 }
 
-function durationOf(setting: Setting | undefined, fallback: number, problems: ProblemList, allowZero = false): number {
+/** A check duration within the bounds records are read back with (CHECK_LIMITS), else the default. */
+function durationOf(setting: Setting | undefined, key: 'interval' | 'timeout' | 'initialDelay', problems: ProblemList): number {
+  const fallback = CHECK_DEFAULTS[key]
   if (!setting) return fallback
+  const { min, max } = CHECK_LIMITS[key]
   try {
-    const ms = parseDuration(setting.value, setting.key, { allowZero })
-    if (Number.isSafeInteger(ms)) return ms
+    const ms = parseDuration(setting.value, setting.key, { allowZero: min === 0 })
+    if (withinCheckLimit(key, ms)) return ms
   } catch {
     // parseDuration's message quotes the whole value; the problem below clips it instead.
   }
-  const what = allowZero ? 'a duration' : 'a duration longer than zero'
-  problems.add(setting, `is not ${what} (use e.g. 250ms, 10s, 2m, 1h); using ${formatDuration(fallback)}`)
+  problems.add(setting, `is not a duration from ${formatDuration(min)} to ${formatDuration(max)} (use e.g. 250ms, 10s, 2m, 1h); using ${formatDuration(fallback)}`)
   return fallback
 }
 
-function countOf(setting: Setting | undefined, fallback: number, problems: ProblemList): number {
+function countOf(setting: Setting | undefined, key: 'failuresBeforeCritical' | 'successesBeforePassing', problems: ProblemList): number {
+  const fallback = CHECK_DEFAULTS[key]
   if (!setting) return fallback
   const text = setting.value.trim()
-  if (/^\d{1,6}$/.test(text) && Number(text) >= 1) return Number(text)
-  problems.add(setting, `is not a whole number from 1 to 999999; using ${fallback}`)
+  if (/^\d{1,6}$/.test(text) && withinCheckLimit(key, Number(text))) return Number(text)
+  problems.add(setting, `is not a whole number from ${CHECK_LIMITS[key].min} to ${CHECK_LIMITS[key].max}; using ${fallback}`)
   return fallback
 }
-
 
 function parseBool(value: string): boolean | undefined {
   const word = value.trim().toLowerCase()
@@ -582,13 +748,40 @@ function label(snapshot: ContainerSnapshot, key: string): Setting | undefined {
   return value.trim() === '' ? undefined : { key, value, origin: 'label' }
 }
 
-/** A Registrator setting: the label wins over the env var of the same name. */
-function registrator(snapshot: ContainerSnapshot, key: string): Setting | undefined {
-  const fromLabel = label(snapshot, key)
-  if (fromLabel) return fromLabel
-  if (!Object.hasOwn(snapshot.env, key)) return undefined
-  const value = snapshot.env[key]
-  return value.trim() === '' ? undefined : { key, value, origin: 'env' }
+function readRegistratorKeys(snapshot: ContainerSnapshot): RegistratorKeys {
+  const global = new Map<string, Setting>()
+  const byPort = new Map<string, Map<string, Setting>>()
+  // Labels first, then env vars over them; within one source the first key in sorted order
+  // wins, so SERVICE_Name and SERVICE_NAME on one container resolve the same way every time.
+  for (const [origin, source] of [['label', snapshot.labels], ['env', snapshot.env]] as const) {
+    const seen = new Set<string>()
+    for (const key of Object.keys(source).sort()) {
+      if (!key.startsWith(REGISTRATOR_PREFIX)) continue
+      const value = source[key]
+      const rest = key.slice(REGISTRATOR_PREFIX.length).toLowerCase()
+      const underscore = rest.indexOf('_')
+      const head = underscore > 0 ? rest.slice(0, underscore) : ''
+      const perPort = /^\d+$/.test(head)
+      const name = perPort ? rest.slice(underscore + 1) : rest
+      // Blank name, id, tags… count as unset; a blank attribute is still an (empty) attribute.
+      if (REGISTRATOR_KEYS.has(name) && value.trim() === '') continue
+      const scope = perPort ? head : ''
+      if (seen.has(`${scope}/${name}`)) continue
+      seen.add(`${scope}/${name}`)
+      let target = global
+      if (perPort) {
+        target = byPort.get(head) ?? new Map<string, Setting>()
+        byPort.set(head, target)
+      }
+      target.set(name, { key, value, origin })
+    }
+  }
+  return { global, byPort }
+}
+
+/** A Registrator key for one port: SERVICE_<port>_<KEY> over SERVICE_<KEY>. */
+function portKey(keys: RegistratorKeys, containerPort: number, name: string): Setting | undefined {
+  return keys.byPort.get(String(containerPort))?.get(name) ?? keys.global.get(name)
 }
 
 function first(...settings: (Setting | undefined)[]): Setting | undefined {

@@ -50,6 +50,16 @@ describe('snapshotFromInspect on real engine output', () => {
       },
     },
     {
+      // Registrator's services.md example `-e "SERVICE_TAGS=/(;\\,:-_)/"`: the shell leaves one backslash, kept as is.
+      fixture: 'registrator-escaped-comma',
+      expected: {
+        name: 'redis.0',
+        image: 'progrium/redis',
+        env: { SERVICE_NAME: 'db', SERVICE_TAGS: '/(;\\,:-_)/', SERVICE_REGION: 'us2', PATH: '/bin' },
+        exposedPorts: [{ containerPort: 6379, protocol: 'tcp' }],
+      },
+    },
+    {
       fixture: 'multi',
       expected: {
         labels: { 'discovery.8080.service': 'admin', 'discovery.tags': 'web,edge' },
