@@ -39,6 +39,8 @@ install_packages() {
   command -v haproxy >/dev/null || missing+=(haproxy)
   command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
   /usr/bin/python3 -c 'import consul' >/dev/null 2>&1 || missing+=(python3-consul)
+  # A wall-clock step under a running agent (the clock fault test).
+  [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(faketime)
   if [ ${#missing[@]} -gt 0 ]; then
     need_root
     log "installing ${missing[*]} (apt-get)"
