@@ -142,7 +142,10 @@ describe('faults: etcd members fail (private 3-member cluster)', () => {
       restoredAt = Date.now()
     }
     // Then
-    const report = await expectConverged(input, { withinMs: 20_000 })
+    const report = await expectConverged(input, { withinMs: 20_000 }).catch((error: Error) => {
+      const told = agent.events().filter((e) => Date.parse(e.ts) >= lostAt - 1_000 && e.type !== 'docker.event' && e.type !== 'check.result' && e.type !== 'leader.write')
+      throw new Error(`${error.message}\nwhat the agent said since quorum was lost:\n${told.map((e) => JSON.stringify(e).slice(0, 300)).join('\n')}`)
+    })
     console.log(`[etcd] quorum lost ${restoredAt - lostAt} ms; converged ${Date.now() - restoredAt} ms after it returned (oracle wait ${report.tookMs} ms); lease lost ${agent.eventsOf('lease.lost').length}×, renewed ${agent.eventsOf('lease.renewed').length}×`)
     expect(agent.proc.child.exitCode).toBeNull()
     expect(agent.eventsOf('etcd.disconnected').length + agent.eventsOf('lease.lost').length).toBeGreaterThan(troubleBefore)

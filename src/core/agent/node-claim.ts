@@ -41,7 +41,6 @@ export interface HolderVerdict {
 export class NodeClaim {
   readonly instance = randomUUID()
   private readonly pidNamespace = currentPidNamespace()
-  private claimedMod?: string
 
   constructor(
     private readonly registry: Registry,
@@ -66,7 +65,6 @@ export class NodeClaim {
     if (existing) {
       if (existing.value.instance === this.instance) {
         // Our own claim committed on an earlier attempt whose reply was lost.
-        this.claimedMod = existing.modRevision
         return { lease: leaseId }
       }
       const verdict = judgeHolder(existing.value, { hostname: os.hostname(), pid: process.pid, pidNamespace: this.pidNamespace, alive: processAlive })
@@ -81,7 +79,6 @@ export class NodeClaim {
       // Someone wrote the key between our read and our write: read again and judge anew.
       throw new ClaimRaceError()
     }
-    this.claimedMod = result.revision
     return { lease: leaseId, ...(previousLease ? { previousLease } : {}) }
   }
 
@@ -90,15 +87,22 @@ export class NodeClaim {
    * still ours. False when another agent holds the name now (this one must stop).
    */
   async reclaim(): Promise<boolean> {
-    const leaseId = this.lease.id
-    if (!leaseId) return true
-    const existing = await this.registry.getNode(this.identity.node)
-    if (existing && existing.value.instance !== this.instance) return false
-    const [result] = await this.registry.applyGuarded([
-      { kind: 'put', key: this.key, value: JSON.stringify(this.record(leaseId)), lease: leaseId, expect: existing ? { modRevision: existing.modRevision } : { absent: true } },
-    ])
-    if (result.ok) this.claimedMod = result.revision
-    return result.ok || (await this.registry.getNode(this.identity.node))?.value.instance === this.instance
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const leaseId = this.lease.id
+      if (!leaseId) return true
+      const existing = await this.registry.getNode(this.identity.node)
+      // Another agent's claim: this one must stop. Our own old record (its lease expiring) is ours to replace.
+      if (existing && existing.value.instance !== this.instance) return false
+      const [result] = await this.registry.applyGuarded([
+        { kind: 'put', key: this.key, value: JSON.stringify(this.record(leaseId)), lease: leaseId, expect: existing ? { modRevision: existing.modRevision } : { absent: true } },
+      ])
+      if (result.ok) {
+        return true
+      }
+      // The key moved between the read and the write (etcd deleting our expired record, most
+      // likely): read it again and judge anew rather than conclude someone took the name.
+    }
+    throw new ClaimRaceError()
   }
 
   record(leaseId: string): NodeRecord {
