@@ -147,11 +147,11 @@ const PRECEDENCE: PrecedenceRow[] = [
   {
     setting: 'ttl',
     kind: 'duration',
-    flag: '250ms',
+    flag: '2500ms',
     discoveryEnv: ['DISCOVERY_TTL', '2m'],
     file: '1h',
     read: (c) => c.agent.ttlMs,
-    expected: { flag: 250, 'DISCOVERY_* env': 120_000, 'config file': 3_600_000, default: 10_000 },
+    expected: { flag: 2500, 'DISCOVERY_* env': 120_000, 'config file': 3_600_000, default: 10_000 },
   },
   {
     setting: 'deregister-critical-after',
@@ -597,5 +597,34 @@ describe('splitTags (Registrator SERVICE_TAGS and -tags)', () => {
   ])('Given %j, When split, Then the tags are %j', (text, expected) => {
     // Given the text / When it is split / Then commas split it, except after a backslash, and order is kept
     expect(splitTags(text)).toEqual(expected)
+  })
+})
+
+describe('ranges and secrets', () => {
+  const base = { env: {}, cwd: '/nowhere', hostname: 'h', fileExists: () => false }
+  it.each([
+    ['--ttl 500ms (etcd refuses leases that short)', { ttl: '500ms' }, /--ttl: 500ms is out of range/],
+    ['--ttl 48h', { ttl: '48h' }, /--ttl: 48h is out of range/],
+    ['--resync 10ms (a busy loop)', { resync: '10ms' }, /--resync: 10ms is out of range/],
+    ['--deregister-critical-after 100ms', { 'deregister-critical-after': '100ms' }, /out of range/],
+    ['--ttl 30d (past Node timers)', { ttl: '720h' }, /out of range|too long/],
+  ])('Given %s, When resolved, Then it is refused naming the flag and the range', (_what, flags, message) => {
+    expect(() => resolveConfig({ ...base, flags })).toThrow(message)
+  })
+
+  it('Given --dns-ttl 0, When resolved, Then it is accepted (no caching)', () => {
+    expect(resolveConfig({ ...base, flags: { 'dns-ttl': '0' } }).serve.dnsTtlSeconds).toBe(0)
+  })
+
+  it('Given a config file whose etcd-password is a list, When resolved, Then the error does not echo it', () => {
+    const file = 'etcd-password:\n  - s3cr3t-value\n'
+    let message = ''
+    try {
+      resolveConfig({ ...base, flags: {}, configFlag: '/x/c.yaml', fileExists: () => true, readFile: () => file })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(/etcd-password/)
+    expect(message).not.toContain('s3cr3t-value')
   })
 })

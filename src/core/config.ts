@@ -85,6 +85,10 @@ interface SettingDef {
   env: string[]
   kind: Kind
   values?: readonly string[]
+  /** Durations: the range accepted, in ms (every duration is also below Node's 2^31 ms timer limit). */
+  range?: { min: number; max: number; allowZero?: boolean }
+  /** Never echoed in an error message. */
+  secret?: boolean
 }
 
 /** Every setting that may come from a flag, the environment or the config file. */
@@ -94,19 +98,20 @@ export const SETTINGS: readonly SettingDef[] = [
   { flag: 'etcd-cert', env: ['DISCOVERY_ETCD_CERT', 'ETCDCTL_CERT'], kind: 'string' },
   { flag: 'etcd-key', env: ['DISCOVERY_ETCD_KEY', 'ETCDCTL_KEY'], kind: 'string' },
   { flag: 'etcd-user', env: ['DISCOVERY_ETCD_USER', 'ETCDCTL_USER'], kind: 'string' },
-  { flag: 'etcd-password', env: ['DISCOVERY_ETCD_PASSWORD', 'ETCDCTL_PASSWORD'], kind: 'string' },
+  { flag: 'etcd-password', env: ['DISCOVERY_ETCD_PASSWORD', 'ETCDCTL_PASSWORD'], kind: 'string', secret: true },
   { flag: 'prefix', env: ['DISCOVERY_PREFIX'], kind: 'string' },
   { flag: 'docker-host', env: ['DISCOVERY_DOCKER_HOST', 'DOCKER_HOST'], kind: 'string' },
   { flag: 'docker-cert-path', env: ['DOCKER_CERT_PATH'], kind: 'string' },
   { flag: 'docker-tls-verify', env: ['DOCKER_TLS_VERIFY'], kind: 'bool' },
   { flag: 'node', env: ['DISCOVERY_NODE'], kind: 'string' },
-  { flag: 'ttl', env: ['DISCOVERY_TTL'], kind: 'duration' },
-  { flag: 'resync', env: ['DISCOVERY_RESYNC'], kind: 'duration' },
+  // etcd refuses leases much shorter than its election timeout; a day is already far past any use.
+  { flag: 'ttl', env: ['DISCOVERY_TTL'], kind: 'duration', range: { min: 2_000, max: 86_400_000 } },
+  { flag: 'resync', env: ['DISCOVERY_RESYNC'], kind: 'duration', range: { min: 100, max: 86_400_000 } },
   { flag: 'address-mode', env: ['DISCOVERY_ADDRESS_MODE'], kind: 'enum', values: ['published', 'container'] },
   { flag: 'network', env: ['DISCOVERY_NETWORK'], kind: 'string' },
   { flag: 'advertise-address', env: ['DISCOVERY_ADVERTISE_ADDRESS'], kind: 'address' },
   { flag: 'exposed-by-default', env: ['DISCOVERY_EXPOSED_BY_DEFAULT'], kind: 'bool' },
-  { flag: 'deregister-critical-after', env: ['DISCOVERY_DEREGISTER_CRITICAL_AFTER'], kind: 'duration' },
+  { flag: 'deregister-critical-after', env: ['DISCOVERY_DEREGISTER_CRITICAL_AFTER'], kind: 'duration', range: { min: 1_000, max: 30 * 86_400_000 } },
   { flag: 'metrics-port', env: ['DISCOVERY_METRICS_PORT'], kind: 'port' },
   { flag: 'metrics-host', env: ['DISCOVERY_METRICS_HOST'], kind: 'address' },
   { flag: 'check-concurrency', env: ['DISCOVERY_CHECK_CONCURRENCY'], kind: 'int' },
@@ -115,11 +120,11 @@ export const SETTINGS: readonly SettingDef[] = [
   { flag: 'use-ip-from-label', env: ['DISCOVERY_USE_IP_FROM_LABEL'], kind: 'string' },
   { flag: 'dns-addr', env: ['DISCOVERY_DNS_ADDR'], kind: 'string' },
   { flag: 'dns-domain', env: ['DISCOVERY_DNS_DOMAIN'], kind: 'string' },
-  { flag: 'dns-ttl', env: ['DISCOVERY_DNS_TTL'], kind: 'duration' },
+  { flag: 'dns-ttl', env: ['DISCOVERY_DNS_TTL'], kind: 'duration', range: { min: 0, max: 86_400_000, allowZero: true } },
   { flag: 'dns-only-passing', env: ['DISCOVERY_DNS_ONLY_PASSING'], kind: 'bool' },
   { flag: 'dns-recursor', env: ['DISCOVERY_DNS_RECURSOR'], kind: 'list' },
   { flag: 'http-addr', env: ['DISCOVERY_HTTP_ADDR'], kind: 'string' },
-  { flag: 'http-token', env: ['DISCOVERY_HTTP_TOKEN'], kind: 'string' },
+  { flag: 'http-token', env: ['DISCOVERY_HTTP_TOKEN'], kind: 'string', secret: true },
   { flag: 'datacenter', env: ['DISCOVERY_DATACENTER'], kind: 'string' },
 ]
 
@@ -355,6 +360,9 @@ function fromSource<T>(what: string, check: () => T): T {
 function coerceKind(def: SettingDef, raw: Raw): CoercedValue {
   const what = raw.from
   const { value } = raw
+  if (def.secret && typeof value !== 'string' && typeof value !== 'number') {
+    throw new UsageError(`${what}: the value is not a string (not shown: it is a secret)`, { hint: 'quote it in the config file' })
+  }
   switch (def.kind) {
     case 'list': {
       if (Array.isArray(value) && value.some((item) => typeof item !== 'string' && typeof item !== 'number')) throw badType(what, value, 'a list of strings')
@@ -375,7 +383,7 @@ function coerceKind(def: SettingDef, raw: Raw): CoercedValue {
     }
     case 'duration':
       if (typeof value !== 'string' && typeof value !== 'number') throw badType(what, value, 'a duration such as 10s')
-      return parseDuration(value, what)
+      return withinRange(def, parseDuration(value, what, { allowZero: def.range?.allowZero }), what)
     case 'port':
       if (typeof value !== 'string' && typeof value !== 'number') throw badType(what, value, 'a port number')
       return assertPort(value, what)
@@ -409,6 +417,13 @@ function coerceKind(def: SettingDef, raw: Raw): CoercedValue {
 
 function badType(what: string, value: unknown, expected: string): UsageError {
   return new UsageError(`${what}: ${clip(JSON.stringify(value) ?? String(value))} is not ${expected}`, { hint: `set it to ${expected}` })
+}
+
+function withinRange(def: SettingDef, ms: number, what: string): number {
+  const range = def.range
+  if (!range || (ms >= range.min && ms <= range.max)) return ms
+  const show = (n: number): string => (n >= 3_600_000 ? `${n / 3_600_000}h` : n >= 1_000 ? `${n / 1_000}s` : `${n}ms`)
+  throw new UsageError(`${what}: ${show(ms)} is out of range`, { hint: `use ${show(range.min)} to ${show(range.max)}` })
 }
 
 /**

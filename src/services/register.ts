@@ -1,3 +1,4 @@
+import { UsageError } from '../core/errors.js'
 import type { Config } from '../core/config.js'
 import { explainEtcdFailure } from '../core/etcd.js'
 import { instanceKey } from '../core/keys.js'
@@ -27,6 +28,10 @@ export interface Registration {
 
 /** Writes the record (replacing one with the same id). With a TTL, binds it to a fresh lease. */
 export async function registerInstance(config: Config, record: InstanceRecord, ttlMs?: number): Promise<Registration> {
+  // Checked before anything is written; etcd refuses leases much shorter than its election timeout.
+  if (ttlMs !== undefined && (ttlMs < 2_000 || ttlMs > 86_400_000)) {
+    throw new UsageError(`--ttl ${ttlMs} ms is out of range`, { hint: 'use 2s to 24h, or leave it out for a record that stays until deregister' })
+  }
   const registry = Registry.open(config.etcd, config.prefix)
   const key = instanceKey(registry.prefix, record.service, record.id)
   try {

@@ -66,6 +66,8 @@ const CASES: BadCase[] = [
   { what: 'ttl that is no duration', args: register('web', ...good, '--ttl', 'abc'), names: "'abc'" },
   { what: 'zero ttl', args: register('web', ...good, '--ttl', '0'), names: "'0'" },
   { what: 'negative ttl', args: register('web', ...good, '--ttl=-5s'), names: "'-5s'" },
+  { what: 'ttl shorter than etcd grants', args: register('web', ...good, '--ttl', '500ms'), names: '500ms' },
+  { what: 'check interval of 10 ms', args: register('web', ...good, '--check-tcp', '--check-interval', '10ms'), names: '10 ms' },
   { what: 'check-http with ftp', args: register('web', ...good, '--check-http', 'ftp://10.0.0.5/health'), names: "'ftp://10.0.0.5/health'" },
   { what: 'check-http that is no URL', args: register('web', ...good, '--check-http', 'not a url'), names: "'not a url'" },
   { what: 'check-interval that is no duration', args: register('web', ...good, '--check-tcp', '--check-interval', 'soon'), names: "'soon'" },
