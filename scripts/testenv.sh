@@ -39,6 +39,10 @@ install_packages() {
   command -v haproxy >/dev/null || missing+=(haproxy)
   command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
   /usr/bin/python3 -c 'import consul' >/dev/null 2>&1 || missing+=(python3-consul)
+  # Peers for the benchmarks (npm run bench): dnsperf against the DNS server, wrk and nginx for the HTTP API.
+  command -v dnsperf >/dev/null || missing+=(dnsperf)
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v nginx >/dev/null || missing+=(nginx-light)
   # A wall-clock step under a running agent (the clock fault test).
   [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 ] || missing+=(faketime)
   if [ ${#missing[@]} -gt 0 ]; then
@@ -49,8 +53,10 @@ install_packages() {
       || die "apt-get install ${missing[*]} failed; see $DIR/apt.log"
     # Debian's prometheus package starts a server; the tests need only promtool.
     if systemctl is-active prometheus >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
-    # Likewise haproxy: the tests start their own on loopback ports.
-    if systemctl is-active haproxy >/dev/null 2>&1; then systemctl stop haproxy >/dev/null 2>&1 || true; fi
+    # Likewise haproxy and nginx: the tests and benches start their own on loopback ports.
+    for service in haproxy nginx; do
+      if systemctl is-active "$service" >/dev/null 2>&1; then systemctl stop "$service" >/dev/null 2>&1 || true; fi
+    done
   fi
 }
 

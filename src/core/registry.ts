@@ -151,21 +151,28 @@ export class Registry {
    * Network failures reject; a refused guard is a result.
    */
   async applyGuarded(ops: readonly GuardedOp[]): Promise<GuardedResult[]> {
-    const results: GuardedResult[] = []
-    for (let i = 0; i < ops.length; i += TXN_BATCH) {
-      const batch = ops.slice(i, i + TXN_BATCH)
-      const together = await this.commitGuarded(batch)
-      if (together.ok) {
-        for (let j = 0; j < batch.length; j++) results.push(together)
-        continue
+    const batches: GuardedOp[][] = []
+    for (let i = 0; i < ops.length; i += TXN_BATCH) batches.push(ops.slice(i, i + TXN_BATCH))
+    // Batches go a few at a time: one call stuck on a frozen member (waiting out its deadline)
+    // must not hold up the others (after a lease loss, 1000 records are 10 transactions).
+    const settled: GuardedResult[][] = new Array(batches.length)
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const index = next++
+        settled[index] = await this.commitBatch(batches[index])
       }
-      if (batch.length === 1) {
-        results.push(together)
-        continue
-      }
-      for (const op of batch) results.push(await this.commitGuarded([op]))
     }
-    return results
+    await Promise.all(Array.from({ length: Math.min(TXN_PARALLEL, batches.length) }, worker))
+    return settled.flat()
+  }
+
+  private async commitBatch(batch: readonly GuardedOp[]): Promise<GuardedResult[]> {
+    const together = await this.commitGuarded(batch)
+    if (together.ok || batch.length === 1) return batch.map(() => together)
+    const one: GuardedResult[] = []
+    for (const op of batch) one.push(await this.commitGuarded([op]))
+    return one
   }
 
   /** A put or delete that only the holder of `fence` (the election key at its create revision) may make. */
@@ -264,6 +271,8 @@ export class Registry {
 
 /** Most ops in one transaction (etcd's --max-txn-ops defaults to 128 per branch). */
 const TXN_BATCH = 100
+/** Transactions in flight at once for one applyGuarded call. */
+const TXN_PARALLEL = 4
 
 export type GuardedOp =
   | { kind: 'put'; key: string; value: string; lease?: string; expect: { absent: true } | { modRevision: string } }

@@ -424,6 +424,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
       if (this.scheduler.has(key)) this.scheduler.remove(key)
       this.criticalSince.delete(key)
       this.withheld.delete(key)
+      this.reportedConflicts.delete(key)
     }
     if (next) {
       this.containers.set(containerId, next)
@@ -499,6 +500,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
 
   /** Every key of this node: what runs against what the view (and our writes) say etcd holds. */
   private reconcileAll(): Promise<void> {
+    this.forgetSeenWrites()
     const scope = new Set<string>(this.keyOwner.keys())
     for (const entry of this.view.state.instancesOfNode(this.node)) if (entry.record.source === 'docker') scope.add(entry.key)
     for (const key of this.written.keys()) scope.add(key)
@@ -518,6 +520,12 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     }
     const plan = planReconcile({ node: this.node, leaseId, now: new Date().toISOString(), wanted, held, scope })
     await this.applyPlan(plan, leaseId, removalReason, since)
+  }
+
+  /** Our writes the view has caught up with need no remembering (a host with churning containers would grow without end). */
+  private forgetSeenWrites(): void {
+    const seen = BigInt(this.view.state.currentRevision)
+    for (const [key, mine] of this.written) if (BigInt(mine.revision) <= seen) this.written.delete(key)
   }
 
   /** What etcd holds at `key`: our acknowledged write when the view has not caught up with it yet. */
