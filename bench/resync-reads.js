@@ -14,7 +14,7 @@ const OWN = 10
 const RESYNCS = 5
 
 async function metric(endpoint) {
-  const text = await (await fetch(`${endpoint}/metrics`)).text()
+  const text = await (await globalThis.fetch(`${endpoint}/metrics`)).text()
   const sum = (re) => [...text.matchAll(re)].reduce((total, m) => total + Number(m[1]), 0)
   return {
     range: sum(/^grpc_server_handled_total\{[^}]*grpc_method="Range"[^}]*\} (\S+)$/gm),
