@@ -73,6 +73,23 @@ export async function startHttpApi(view: ViewSource, options: HttpApiOptions): P
   const waiting = new Set<AbortController>()
   // When the view last had its etcd watch (X-Consul-LastContact while it has not).
   let lastConnectedAt: number | undefined
+  // Answers are pure functions of (snapshot, path, query): one snapshot's answers, and their
+  // JSON, are computed once however many clients ask (Prometheus, HAProxy checks, many
+  // blocking queries waking on the same change). A new snapshot starts a new cache.
+  let cachedFor: ViewSnapshot | undefined
+  const cache = new Map<string, { answer: ConsulAnswer; json?: Buffer }>()
+  const answerOf = (route: Extract<ReturnType<typeof resolveRoute>, { kind: 'answer' }>, snapshot: ViewSnapshot, query: ReturnType<typeof parseConsulQuery>, key: string) => {
+    if (snapshot !== cachedFor) {
+      cache.clear()
+      cachedFor = snapshot
+    }
+    let hit = cache.get(key)
+    if (!hit) {
+      hit = { answer: route.answer(snapshot, query) }
+      if (cache.size < 1_000) cache.set(key, hit)
+    }
+    return hit
+  }
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const target = request.url ?? '/'
@@ -93,11 +110,12 @@ export async function startHttpApi(view: ViewSource, options: HttpApiOptions): P
     }
     const query = parseConsulQuery(url.searchParams)
     const snapshot = view.snapshot()
-    let answer = route.answer(snapshot, query)
-    if (route.blocking && answer.status === 200) {
+    const key = answerKey(url)
+    let answer = answerOf(route, snapshot, query, key)
+    if (route.blocking && answer.answer.status === 200) {
       const wait = blockingWait(url.searchParams, random)
       if (typeof wait === 'string') return sendText(response, request, 400, wait)
-      if (wait && mustWait(snapshot, answer, wait.index)) {
+      if (wait && mustWait(snapshot, answer.answer, wait.index)) {
         const controller = new AbortController()
         // A client that goes away ends its wait: the view drops the waiter at once.
         const onClose = (): void => controller.abort()
@@ -113,13 +131,14 @@ export async function startHttpApi(view: ViewSource, options: HttpApiOptions): P
           if (!response.writableEnded) response.destroy()
           return
         }
-        answer = route.answer(view.snapshot(), query)
+        answer = answerOf(route, view.snapshot(), query, key)
       }
     }
     sendAnswer(response, request, answer, url.searchParams.has('pretty'))
   }
 
-  const sendAnswer = (response: ServerResponse, request: IncomingMessage, answer: ConsulAnswer, pretty: boolean): void => {
+  const sendAnswer = (response: ServerResponse, request: IncomingMessage, cached: { answer: ConsulAnswer; json?: Buffer }, pretty: boolean): void => {
+    const { answer } = cached
     const snapshot = view.snapshot()
     const now = Date.now()
     if (snapshot.connected) lastConnectedAt = now
@@ -128,9 +147,9 @@ export async function startHttpApi(view: ViewSource, options: HttpApiOptions): P
     response.setHeader('X-Consul-KnownLeader', snapshot.connected ? 'true' : 'false')
     response.setHeader('X-Consul-LastContact', String(snapshot.connected || lastConnectedAt === undefined ? 0 : now - lastConnectedAt))
     response.setHeader('X-Consul-Default-ACL-Policy', options.token === undefined ? 'allow' : 'deny')
-    const text = JSON.stringify(answer.body, null, pretty ? 4 : undefined)
-    response.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) })
-    response.end(request.method === 'HEAD' ? undefined : text)
+    const bytes = pretty ? Buffer.from(JSON.stringify(answer.body, null, 4)) : (cached.json ??= Buffer.from(JSON.stringify(answer.body)))
+    response.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': bytes.length })
+    response.end(request.method === 'HEAD' ? undefined : bytes)
   }
 
   const server: Server = createServer((request, response) => {
@@ -238,4 +257,11 @@ function sendText(response: ServerResponse, request: IncomingMessage, status: nu
   const text = `${message}\n`
   response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) })
   response.end(request.method === 'HEAD' ? undefined : text)
+}
+
+/** The part of a request its answer depends on: the path and the query, less what only steers the wait or the format. */
+function answerKey(url: URL): string {
+  const params = [...url.searchParams].filter(([name]) => name !== 'index' && name !== 'wait' && name !== 'token' && name !== 'pretty')
+  params.sort(([a, x], [b, y]) => (a === b ? (x < y ? -1 : x > y ? 1 : 0) : a < b ? -1 : 1))
+  return `${url.pathname}?${new URLSearchParams(params).toString()}`
 }
