@@ -273,3 +273,44 @@ describe('startDnsServer: port in use', () => {
     probe.close()
   })
 })
+
+describe('startDnsServer: answers kept per snapshot', () => {
+  it('Given the same question asked 20 times with different ids, When answered, Then each reply carries its own id and the answer of the view', async () => {
+    const server = await start()
+    const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => udpAsk(server.udpPort, query('web.service.discovery', 'A', { id: 1000 + i }))))
+    expect(replies.map((r) => r.id)).toEqual(Array.from({ length: 20 }, (_, i) => 1000 + i))
+    for (const reply of replies) expect(reply.answers?.map(addressOf)).toEqual(['10.0.0.1'])
+  })
+
+  it('Given an answer already sent, When the view changes, Then the next answer follows the change (nothing stale is re-sent)', async () => {
+    const view = new ViewState()
+    const one = instanceRecord({ id: 'api-1', service: 'api', address: '10.9.0.1', port: 80 })
+    view.putInstance({ key: keyOf(one), record: one, modRevision: '1', createRevision: '1', lease: '1' })
+    view.setRevision('1')
+    view.commit()
+    const server = await startDnsServer(view, { port: 0 })
+    servers.push(server)
+    for (let i = 0; i < 10; i++) expect((await udpAsk(server.udpPort, query('api.service.discovery', 'A'))).answers?.map(addressOf)).toEqual(['10.9.0.1'])
+    const two = instanceRecord({ id: 'api-2', service: 'api', address: '10.9.0.2', port: 80 })
+    view.putInstance({ key: keyOf(two), record: two, modRevision: '2', createRevision: '2', lease: '1' })
+    view.setRevision('2')
+    view.commit()
+    const after = await udpAsk(server.udpPort, query('api.service.discovery', 'A'))
+    expect(after.answers?.map(addressOf).sort()).toEqual(['10.9.0.1', '10.9.0.2'])
+  })
+
+  it('Given several instances, When one question is asked many times, Then more than one order comes back (answers still rotate)', async () => {
+    const server = await start()
+    const orders = new Set<string>()
+    for (let i = 0; i < 40; i++) {
+      const reply = await udpAsk(server.udpPort, query('big.service.discovery', 'A', { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 }] as Packet['additionals'] }))
+      orders.add((reply.answers ?? []).map(addressOf).join(','))
+    }
+    expect(orders.size).toBeGreaterThan(1)
+  })
+})
+
+/** An A/AAAA answer's address ('' for any other record). */
+function addressOf(rr: { type: string; data?: unknown }): string {
+  return rr.type === 'A' || rr.type === 'AAAA' ? String(rr.data) : ''
+}

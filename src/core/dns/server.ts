@@ -2,7 +2,7 @@ import { randomInt } from 'node:crypto'
 import dgram from 'node:dgram'
 import net from 'node:net'
 import dnsPacket, { type Answer, type Packet } from 'dns-packet'
-import type { ViewSource } from '../view/types.js'
+import type { ViewSnapshot, ViewSource } from '../view/types.js'
 import { answerDnsQuery, EDNS_UDP_PAYLOAD, normaliseDomain, RCODE, type DnsAnswerOptions } from './answer.js'
 
 /**
@@ -110,6 +110,12 @@ export async function startDnsServer(view: ViewSource, options: DnsServerOptions
   const connections = new Set<net.Socket>()
   const forwardSockets = new Set<dgram.Socket>()
   let closed = false
+  // Answers depend only on the snapshot and the query's bytes after its id: one snapshot's
+  // encoded answers are kept and re-sent with the asker's id. Each question keeps up to
+  // SHUFFLES differently shuffled encodings, picked at random, so answers still rotate.
+  const random = options.random ?? Math.random
+  let cachedFor: ViewSnapshot | undefined
+  const cache = new Map<string, Buffer[]>()
 
   /** One query in, the bytes to send back out (undefined: send nothing). Never throws. */
   async function handle(message: Buffer, transport: Transport): Promise<Buffer | undefined> {
@@ -119,6 +125,14 @@ export async function startDnsServer(view: ViewSource, options: DnsServerOptions
       if (message.length < 12) return headerOnly(message, RCODE.FORMERR)
       const counts = [4, 6, 8, 10].map((offset) => message.readUInt16BE(offset))
       if (counts[0] !== 1 || counts[1] !== 0 || counts[2] !== 0 || counts[3] > MAX_QUERY_ADDITIONALS) return headerOnly(message, RCODE.FORMERR)
+      const snapshot = view.snapshot()
+      if (snapshot !== cachedFor) {
+        cache.clear()
+        cachedFor = snapshot
+      }
+      const key = `${transport}${message.toString('latin1', 2)}`
+      const variants = cache.get(key)
+      if (variants && variants.length >= SHUFFLES) return withId(variants[Math.floor(random() * variants.length)], message)
       let query: Packet
       try {
         query = dnsPacket.decode(message)
@@ -126,12 +140,15 @@ export async function startDnsServer(view: ViewSource, options: DnsServerOptions
         return headerOnly(message, RCODE.FORMERR)
       }
       const limit = sizeLimit(query, transport)
-      const { response, forward } = answerDnsQuery(view.snapshot(), query, answerOptions)
+      const { response, forward } = answerDnsQuery(snapshot, query, answerOptions)
       if (forward) {
         const upstream = await forwardQuery(message)
         if (upstream) return upstream.length <= limit ? upstream : fitUpstream(upstream, limit)
       }
-      return encodeWithin(response, limit)
+      const encoded = encodeWithin(response, limit)
+      if (variants) variants.push(encoded)
+      else if (cache.size < MAX_CACHED_QUESTIONS) cache.set(key, [encoded])
+      return encoded
     } catch (error) {
       report(error)
       return headerOnly(message, RCODE.SERVFAIL)
@@ -310,6 +327,19 @@ async function bindBoth(makeUdp: () => dgram.Socket, makeTcp: () => net.Server, 
 }
 
 /** The most bytes we may send: 512 over UDP, or what the client's EDNS0 OPT advertises (at most EDNS_UDP_PAYLOAD); 64 KiB over TCP. */
+/** Differently shuffled encodings kept per question (per snapshot). */
+const SHUFFLES = 8
+/** Distinct questions cached per snapshot; past it, answers are computed each time. */
+const MAX_CACHED_QUESTIONS = 10_000
+
+/** A cached answer re-sent to another asker: the same bytes with its id. */
+function withId(encoded: Buffer, query: Buffer): Buffer {
+  const out = Buffer.from(encoded)
+  out[0] = query[0]
+  out[1] = query[1]
+  return out
+}
+
 function sizeLimit(query: Packet, transport: Transport): number {
   if (transport === 'tcp') return TCP_LIMIT
   const opt = (query.additionals ?? []).find((rr) => rr.type === 'OPT')
