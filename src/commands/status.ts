@@ -26,7 +26,7 @@ function renderStatus(status: ClusterStatus, theme: BaseCommand['theme']): strin
       : `Leader: ${theme.critical('none')} (no agent is campaigning)`,
   )
   const i = status.instances
-  lines.push(`Instances: ${i.total} in ${status.services} service${status.services === 1 ? '' : 's'}: ${theme.passing(`${i.passing} passing`)}, ${theme.warning(`${i.warning} warning`)}, ${theme.critical(`${i.critical} critical`)}, ${theme.unknown(`${i.unknown} unknown`)} (${i.healthy} healthy)`)
+  lines.push(`Instances: ${i.total} in ${status.services} service${status.services === 1 ? '' : 's'}: ${theme.passing(`${i.passing} passing`)}, ${theme.warning(`${i.warning} warning`)}, ${theme.critical(`${i.critical} critical`)}, ${theme.unknown(`${i.unknown} unknown`)}${i.maintenance ? `, ${theme.warning(`${i.maintenance} in maintenance`)}` : ''} (${i.healthy} healthy)`)
   if (status.orphans > 0) lines.push(theme.warning(`! ${status.orphans} docker instance(s) belong to nodes with no live agent (the leader removes them)`))
   lines.push('')
   if (status.nodes.length === 0) {

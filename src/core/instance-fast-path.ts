@@ -77,7 +77,7 @@ type Json = Record<string, unknown>
 
 // Copies of model.ts's enums: importing them would load zod, which this module exists to avoid.
 // Should model.ts gain a value, records using it merely take the (correct) schema path.
-const HEALTH_STATUSES: readonly unknown[] = ['passing', 'warning', 'critical', 'unknown']
+const HEALTH_STATUSES: readonly unknown[] = ['passing', 'warning', 'critical', 'unknown', 'maintenance']
 const CHECK_KINDS: readonly unknown[] = ['http', 'tcp', 'exec', 'docker']
 
 function isPlainObject(value: unknown): value is Json {

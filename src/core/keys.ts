@@ -34,6 +34,34 @@ export function recordKey(prefix: string, record: { service: string; id: string;
   return record.source === 'docker' ? dockerInstanceKey(prefix, record.service, record.node, record.id) : instanceKey(prefix, record.service, record.id)
 }
 
+/** Maintenance marks: `<prefix>/maintenance/nodes/<node>`, `…/services/<service>`, `…/instances/<service>/<id>`. */
+export const maintenancePrefix = (prefix: string): string => `${prefix}/maintenance/`
+
+export type MaintenanceTarget = { kind: 'node'; node: string } | { kind: 'service'; service: string } | { kind: 'instance'; service: string; id: string }
+
+export function maintenanceKey(prefix: string, target: MaintenanceTarget): string {
+  const base = maintenancePrefix(prefix)
+  switch (target.kind) {
+    case 'node':
+      return `${base}nodes/${assertNodeName(target.node)}`
+    case 'service':
+      return `${base}services/${assertServiceName(target.service)}`
+    case 'instance':
+      return `${base}instances/${assertServiceName(target.service)}/${assertInstanceId(target.id)}`
+  }
+}
+
+export function parseMaintenanceKey(prefix: string, key: string): MaintenanceTarget | undefined {
+  const base = maintenancePrefix(prefix)
+  if (!key.startsWith(base)) return undefined
+  const parts = key.slice(base.length).split('/')
+  if (parts.some((p) => p.length === 0)) return undefined
+  if (parts[0] === 'nodes' && parts.length === 2) return { kind: 'node', node: parts[1] }
+  if (parts[0] === 'services' && parts.length === 2) return { kind: 'service', service: parts[1] }
+  if (parts[0] === 'instances' && parts.length === 3) return { kind: 'instance', service: parts[1], id: parts[2] }
+  return undefined
+}
+
 export function nodeKey(prefix: string, node: string): string {
   return `${nodesPrefix(prefix)}${assertNodeName(node)}`
 }

@@ -3,7 +3,8 @@
  * milliseconds; timestamps are ISO-8601 strings. Plain types and constants only: the zod
  * schemas that validate records live in schema.ts and load only when a record needs them.
  */
-export const HEALTH_STATUSES = ['passing', 'warning', 'critical', 'unknown'] as const
+/** `maintenance`: taken out of rotation on purpose (maint enable or the discovery.maintenance label), never served. */
+export const HEALTH_STATUSES = ['passing', 'warning', 'critical', 'unknown', 'maintenance'] as const
 export type HealthStatus = (typeof HEALTH_STATUSES)[number]
 
 export const CHECK_KINDS = ['http', 'tcp', 'exec', 'docker'] as const
@@ -82,6 +83,14 @@ export interface NodeRecord {
   pidNamespace?: string
   /** The address this agent advertises for its host (DNS `<node>.node.<domain>`, Consul's Node Address). */
   address?: string
+}
+
+/** `<prefix>/maintenance/…`: who took what out of rotation, when and why. */
+export interface MaintenanceRecord {
+  reason: string
+  /** user@host that enabled it (or `label` for a container label). */
+  by: string
+  since: string
 }
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; reason: string }

@@ -3,8 +3,9 @@ import type { EtcdConnection } from './config.js'
 import { createEtcdClient, explainEtcdFailure, rangePrefix, type EtcdClientOptions } from './etcd.js'
 import { fastInstanceRecord } from './instance-fast-path.js'
 import { EtcdLeaseInvalidError } from 'etcd3'
-import { instanceKey, nodeKey, nodesPrefix, recordBelongsAt, servicePrefix, servicesPrefix } from './keys.js'
-import type { InstanceRecord, NodeRecord, ParseResult } from './model.js'
+import { instanceKey, maintenanceKey, maintenancePrefix, nodeKey, nodesPrefix, parseMaintenanceKey, recordBelongsAt, servicePrefix, servicesPrefix, type MaintenanceTarget } from './keys.js'
+import { parseMaintenanceRecord } from './maintenance.js'
+import type { InstanceRecord, MaintenanceRecord, NodeRecord, ParseResult } from './model.js'
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js'
 import { assertPrefix } from './validate.js'
 
@@ -103,6 +104,30 @@ export class Registry {
     const key = instanceKey(this.prefix, service, id)
     const response = await this.call('deleting an instance', () => this.client.delete().key(key).exec())
     return Number(response.deleted) > 0
+  }
+
+  /** Marks a node, a service or an instance as in maintenance (persistent until disabled). */
+  async putMaintenance(target: MaintenanceTarget, mark: MaintenanceRecord): Promise<void> {
+    const key = maintenanceKey(this.prefix, target)
+    await this.call('writing a maintenance mark', () => this.client.put(key).value(JSON.stringify(mark)).exec())
+  }
+
+  /** Lifts a mark; true when there was one. */
+  async deleteMaintenance(target: MaintenanceTarget): Promise<boolean> {
+    const key = maintenanceKey(this.prefix, target)
+    const response = await this.call('deleting a maintenance mark', () => this.client.delete().key(key).exec())
+    return Number(response.deleted) > 0
+  }
+
+  async listMaintenance(): Promise<{ target: MaintenanceTarget; mark: MaintenanceRecord }[]> {
+    const response = await this.call('listing maintenance marks', () => rangePrefix(this.client, maintenancePrefix(this.prefix)))
+    const marks: { target: MaintenanceTarget; mark: MaintenanceRecord }[] = []
+    for (const kv of response.kvs) {
+      const target = parseMaintenanceKey(this.prefix, kv.key.toString())
+      const mark = parseMaintenanceRecord(kv.value.toString())
+      if (target && mark) marks.push({ target, mark })
+    }
+    return marks
   }
 
   /** Follows every instance (or one service's) with list-then-watch. */

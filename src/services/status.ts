@@ -26,7 +26,7 @@ export interface ClusterStatus {
   orphans: number
 }
 
-const emptyCounts = (): HealthCounts & { total: number } => ({ passing: 0, warning: 0, critical: 0, unknown: 0, total: 0 })
+const emptyCounts = (): HealthCounts & { total: number } => ({ passing: 0, warning: 0, critical: 0, unknown: 0, maintenance: 0, total: 0 })
 
 /** Cluster overview: the leader, nodes and instances, read side by side. */
 export async function readClusterStatus(config: Config): Promise<ClusterStatus> {

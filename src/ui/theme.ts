@@ -27,6 +27,7 @@ export function createTheme(color: boolean): Theme {
     warning: chalk.yellow,
     critical: chalk.red,
     unknown: chalk.gray,
+    maintenance: chalk.magenta,
   }
   return {
     color,
@@ -50,4 +51,5 @@ export const HEALTH_COLOR: Record<HealthStatus, string> = {
   warning: 'yellow',
   critical: 'red',
   unknown: 'gray',
+  maintenance: 'magenta',
 }

@@ -16,6 +16,8 @@ import { primaryIPv4 } from '../net.js'
 import type { GuardedOp, Registry } from '../registry.js'
 import { withRetries } from '../retry.js'
 import type { RegistryView } from '../view/registry-view.js'
+import type { ViewChange } from '../view/view-state.js'
+import { maintenanceOf, maintenanceOutput } from '../maintenance.js'
 import type { AgentEvent } from './events.js'
 import { ClaimRaceError, NodeClaim } from './node-claim.js'
 import { planReconcile, sourcedHealth, type HeldRecord, type PlanStep, type WantedInstance } from './reconcile.js'
@@ -42,6 +44,8 @@ interface ContainerRun {
   paused: boolean
   dockerHealth?: ContainerSnapshot['state']['health']
   stopTimeoutMs?: number
+  /** The container's `discovery.maintenance` label: its instances are out of rotation, with this reason. */
+  maintenance?: string
 }
 
 /** A terminating `kill`: instances withdrawn until the container dies or the grace period ends. */
@@ -165,6 +169,8 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     this.emitEvent({ type: 'etcd.connected', endpoints: this.config.etcd.endpoints })
     this.emitEvent({ type: 'agent.started', node: this.node, lease: claimed.lease, docker: this.config.docker.host, etcd: this.config.etcd.endpoints })
     this.wireEvents()
+    // A maintenance mark set or lifted anywhere: put this node's records in or out of rotation.
+    this.view.on('change', this.onViewChange)
     await this.source.start()
     this.resyncTimer = setInterval(() => void this.requestResync(), this.config.agent.resyncMs)
     if (this.config.agent.deregisterCriticalAfterMs !== undefined) {
@@ -182,11 +188,16 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     clearInterval(this.criticalTimer)
     clearTimeout(this.retryTimer)
     for (const drain of this.draining.values()) clearTimeout(drain.timer)
+    this.view.off('change', this.onViewChange)
     this.source.stop()
     this.scheduler.stop()
     await this.lease.revoke()
     destroyCheckAgents(this.checkAgents)
     this.emitEvent({ type: 'agent.stopped' })
+  }
+
+  private readonly onViewChange = (change: ViewChange): void => {
+    if (change.maintenance && !this.stopped) void this.reconcileAll()
   }
 
   // ---------------------------------------------------------------- start-up
@@ -387,6 +398,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
       paused,
       ...(snapshot.state.health ? { dockerHealth: snapshot.state.health } : {}),
       ...(snapshot.stopTimeout !== undefined ? { stopTimeoutMs: snapshot.stopTimeout * 1000 } : {}),
+      ...(snapshot.labels['discovery.maintenance']?.trim() ? { maintenance: snapshot.labels['discovery.maintenance'].trim().slice(0, 500) } : {}),
     }
   }
 
@@ -463,7 +475,11 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     const run = owner ? this.containers.get(owner) : undefined
     const entry = run?.instances.find((i) => i.key === key)
     if (!run || !entry) return undefined
-    const health = sourcedHealth({ check: entry.instance.check, paused: run.paused, dockerHealth: run.dockerHealth, checkHealth: this.scheduler.health(key) })
+    let health = sourcedHealth({ check: entry.instance.check, paused: run.paused, dockerHealth: run.dockerHealth, checkHealth: this.scheduler.health(key) })
+    // Out of rotation on purpose (a mark in etcd, or the container's label) wins over any check.
+    const label = run.maintenance ? { reason: run.maintenance, by: 'label discovery.maintenance', since: run.startedAt } : undefined
+    const maintenance = maintenanceOf({ service: entry.instance.service, id: entry.instance.id, node: this.node }, this.view.state.maintenance(), label)
+    if (maintenance) health = { status: 'maintenance', output: maintenanceOutput(maintenance) }
     this.trackCritical(key, health.status === 'critical')
     if (this.withheld.has(key)) return undefined
     return { key, instance: entry.instance, health }

@@ -133,7 +133,7 @@ export function buildRecord(node: string, want: WantedInstance, previous: Instan
  * not run yet keeps what the record already says (a takeover keeps the last run's health).
  */
 export function nextHealth(source: SourcedHealth, previous: Health | undefined, now: string): Health {
-  if (source.pending && previous && previous.status !== 'unknown') return previous
+  if (source.pending && previous && previous.status !== 'unknown' && previous.status !== 'maintenance') return previous
   if (previous && previous.status === source.status && previous.output === source.output) return previous
   return { status: source.status, output: source.output, updatedAt: now, since: previous && previous.status === source.status ? previous.since : now }
 }

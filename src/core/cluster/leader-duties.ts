@@ -7,6 +7,7 @@ import type { Registry } from '../registry.js'
 import type { ViewInstance } from '../view/types.js'
 import type { RegistryView } from '../view/registry-view.js'
 import type { ViewChange } from '../view/view-state.js'
+import { maintenanceOf, maintenanceOutput } from '../maintenance.js'
 import type { LeaderElection } from './election.js'
 
 export interface LeaderDutiesOptions {
@@ -136,6 +137,8 @@ class Session {
 
   private onViewChange(change: ViewChange): void {
     if (this.stopped) return
+    // A mark set or lifted: every manual record may go in or out of rotation.
+    if (change.maintenance) for (const entry of this.view.snapshot().instances) if (entry.record.source === 'manual') void this.syncMaintenance(entry)
     for (const key of change.keys) {
       const entry = this.view.state.instance(key)
       if (entry) this.onInstance(entry)
@@ -153,6 +156,7 @@ class Session {
     } else {
       this.criticalSince.delete(entry.key)
     }
+    if (record.source === 'manual') void this.syncMaintenance(entry)
     const check = record.check
     if (record.source !== 'manual' || !check || (check.kind !== 'http' && check.kind !== 'tcp')) {
       if (this.scheduler.has(entry.key)) this.scheduler.remove(entry.key)
@@ -173,10 +177,34 @@ class Session {
     return runStoredCheck(check, { agents: this.agents })
   }
 
-  private async writeHealth(key: string, health: Health): Promise<void> {
+  /**
+   * Manual records belong to no agent, so the leader reflects maintenance marks into them: in
+   * maintenance while a mark covers them; out of it to what the checks know (or passing when
+   * they have no check, or unknown until their check runs).
+   */
+  private async syncMaintenance(entry: ViewInstance): Promise<void> {
+    const record = entry.record
+    const found = maintenanceOf(record, this.view.state.maintenance())
+    if (found) {
+      const output = maintenanceOutput(found)
+      if (record.health.status === 'maintenance' && record.health.output === output) return
+      const now = new Date().toISOString()
+      await this.writeHealth(entry.key, { status: 'maintenance', output, updatedAt: now, since: now }, true)
+      return
+    }
+    if (record.health.status !== 'maintenance') return
+    const now = new Date().toISOString()
+    const known = this.scheduler.health(entry.key)
+    const back: Health = known && known.status !== 'unknown' ? known : record.check ? { status: 'unknown', output: 'not checked yet', updatedAt: now, since: now } : { status: 'passing', output: 'no check', updatedAt: now, since: now }
+    await this.writeHealth(entry.key, back, true)
+  }
+
+  private async writeHealth(key: string, health: Health, maintenanceChange = false): Promise<void> {
     const entry = this.view.state.instance(key)
     if (!entry || this.stopped) return
     const record = entry.record
+    // While a mark covers it, check results don't take it back into rotation.
+    if (!maintenanceChange && maintenanceOf(record, this.view.state.maintenance())) return
     if (record.health.status === health.status && record.health.output === health.output) return
     const next: InstanceRecord = {
       ...record,

@@ -101,7 +101,8 @@ export function serviceIndexOf(snapshot: ViewSnapshot, service: string): string 
 
 /** Consul's health status for ours: `unknown` (not checked yet) is what Consul shows for a check that has not run. */
 export function consulStatus(status: HealthStatus): 'passing' | 'warning' | 'critical' {
-  return status === 'unknown' ? 'critical' : status
+  // Consul shows maintenance as a critical `_service_maintenance` check (see serviceCheck).
+  return status === 'unknown' || status === 'maintenance' ? 'critical' : status
 }
 
 /** GET /v1/agent/self: the parts clients read (Config.Datacenter for Prometheus, NodeName, Member). */
@@ -500,12 +501,14 @@ function nodeCheck(entry: ViewInstance, nodes: Map<string, ViewNode>): Record<st
 function serviceCheck(entry: ViewInstance): Record<string, unknown> {
   const record = entry.record
   const check = record.check
+  const maintenance = record.health.status === 'maintenance'
   return {
     Node: record.node,
-    CheckID: `service:${record.id}`,
-    Name: `Service '${record.service}' check`,
+    // Consul's own name and id for a service in maintenance mode, with the reason in Notes.
+    CheckID: maintenance ? `_service_maintenance:${record.id}` : `service:${record.id}`,
+    Name: maintenance ? 'Service Maintenance Mode' : `Service '${record.service}' check`,
     Status: consulStatus(record.health.status),
-    Notes: record.health.status === 'unknown' ? 'not checked yet' : '',
+    Notes: record.health.status === 'unknown' ? 'not checked yet' : maintenance ? record.health.output : '',
     Output: record.health.output,
     ServiceID: record.id,
     ServiceName: record.service,

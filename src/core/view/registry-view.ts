@@ -1,11 +1,17 @@
-import type { ParseResult, InstanceRecord, NodeRecord } from '../model.js'
-import { leaderStatePrefix, nodesPrefix, servicesPrefix } from '../keys.js'
+import type { ParseResult, InstanceRecord, MaintenanceRecord, NodeRecord } from '../model.js'
+import { leaderStatePrefix, maintenancePrefix, nodesPrefix, parseMaintenanceKey, servicesPrefix, type MaintenanceTarget } from '../keys.js'
+import { parseMaintenanceRecord } from '../maintenance.js'
 import { PrefixMirror, type MirrorEntry } from '../prefix-mirror.js'
 import type { Registry } from '../registry.js'
 import type { ViewSnapshot, ViewSource } from './types.js'
 import { ViewState, type ViewChange } from './view-state.js'
 
-type Item = { kind: 'instance'; record: InstanceRecord } | { kind: 'node'; record: NodeRecord } | { kind: 'leader'; node: string; term: string; since: string } | { kind: 'other' }
+type Item =
+  | { kind: 'instance'; record: InstanceRecord }
+  | { kind: 'node'; record: NodeRecord }
+  | { kind: 'leader'; node: string; term: string; since: string }
+  | { kind: 'maintenance'; target: MaintenanceTarget; mark: MaintenanceRecord }
+  | { kind: 'other' }
 
 export interface RegistryViewEvents {
   change: [ViewChange]
@@ -33,6 +39,7 @@ export class RegistryView implements ViewSource {
     const services = servicesPrefix(prefix)
     const nodes = nodesPrefix(prefix)
     const leaderInfo = `${leaderStatePrefix(prefix)}info`
+    const maintenance = maintenancePrefix(prefix)
     const parse = (raw: string, key: string): ParseResult<Item> => {
       if (key.startsWith(services)) {
         const parsed = parseInstance(raw, key)
@@ -43,6 +50,11 @@ export class RegistryView implements ViewSource {
         return parsed.ok ? { ok: true, value: { kind: 'node', record: parsed.value } } : parsed
       }
       if (key === leaderInfo) return parseLeader(raw)
+      if (key.startsWith(maintenance)) {
+        const target = parseMaintenanceKey(prefix, key)
+        const mark = parseMaintenanceRecord(raw)
+        return target && mark ? { ok: true, value: { kind: 'maintenance', target, mark } } : { ok: false, reason: 'not a maintenance mark ({reason, by, since} at maintenance/nodes|services|instances/…)' }
+      }
       return { ok: true, value: { kind: 'other' } }
     }
     this.mirror = new PrefixMirror<Item>(registry.client, `${prefix}/`, parse)
@@ -104,6 +116,7 @@ export class RegistryView implements ViewSource {
     if (item.kind === 'instance') this.state.putInstance({ ...common, record: item.record })
     else if (item.kind === 'node') this.state.putNode({ ...common, record: item.record })
     else if (item.kind === 'leader') this.state.setLeader({ node: item.node, term: item.term, since: item.since })
+    else if (item.kind === 'maintenance') this.state.putMaintenance(item.target, item.mark)
   }
 
   private onDelete(entry: MirrorEntry<Item>, revision: string): void {
@@ -111,6 +124,7 @@ export class RegistryView implements ViewSource {
     if (item.kind === 'instance') this.state.deleteInstance(entry.key, revision)
     else if (item.kind === 'node') this.state.deleteNode(entry.key)
     else if (item.kind === 'leader') this.state.setLeader(undefined)
+    else if (item.kind === 'maintenance') this.state.deleteMaintenance(item.target)
   }
 }
 

@@ -1,3 +1,4 @@
+import type { MaintenanceMarks } from '../maintenance.js'
 import type { InstanceRecord, NodeRecord } from '../model.js'
 
 /**
@@ -48,6 +49,8 @@ export interface ViewSnapshot {
   nodes: readonly ViewNode[]
   /** The leader as `<prefix>/leader/info` says, when its key is there. */
   leader?: ViewLeader
+  /** Maintenance marks (`<prefix>/maintenance/…`); records in maintenance already say so in their health. */
+  maintenance: MaintenanceMarks
   /** False while the view's watch is broken (it serves its last contents meanwhile). */
   connected: boolean
 }

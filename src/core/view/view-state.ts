@@ -1,4 +1,7 @@
 import { EventEmitter } from 'node:events'
+import type { MaintenanceTarget } from '../keys.js'
+import { instanceMarkKey, type MaintenanceMarks } from '../maintenance.js'
+import type { MaintenanceRecord } from '../model.js'
 import type { ViewInstance, ViewLeader, ViewNode, ViewSnapshot, ViewSource } from './types.js'
 
 export interface ViewChange {
@@ -8,6 +11,7 @@ export interface ViewChange {
   keys: ReadonlySet<string>
   nodes: boolean
   leader: boolean
+  maintenance: boolean
   revision: string
 }
 
@@ -27,14 +31,16 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
   private readonly nodes = new Map<string, ViewNode>()
   private readonly serviceIndex = new Map<string, string>()
   private leader?: ViewLeader
+  private readonly marks = { nodes: new Map<string, MaintenanceRecord>(), services: new Map<string, MaintenanceRecord>(), instances: new Map<string, MaintenanceRecord>() }
+  private marksSnapshot?: MaintenanceMarks
   private revision = 0n
   private connected = false
   private cached?: ViewSnapshot
   private waiters = new Set<Waiter>()
-  private pending = { services: new Set<string>(), keys: new Set<string>(), nodes: false, leader: false, any: false }
+  private pending = { services: new Set<string>(), keys: new Set<string>(), nodes: false, leader: false, maintenance: false, any: false }
 
   snapshot = (): ViewSnapshot => {
-    this.cached ??= buildSnapshot(this.instances, this.nodes, this.serviceIndex, this.leader, this.revision, this.connected)
+    this.cached ??= { ...buildSnapshot(this.instances, this.nodes, this.serviceIndex, this.leader, this.revision, this.connected), maintenance: this.maintenance() }
     return this.cached
   }
 
@@ -96,6 +102,31 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
     this.dirty()
   }
 
+  putMaintenance(target: MaintenanceTarget, mark: MaintenanceRecord): void {
+    this.marksOf(target).set(markKey(target), mark)
+    this.touchMarks()
+  }
+
+  deleteMaintenance(target: MaintenanceTarget): void {
+    if (this.marksOf(target).delete(markKey(target))) this.touchMarks()
+  }
+
+  /** The maintenance marks now, without building a snapshot (the same object until they change). */
+  maintenance(): MaintenanceMarks {
+    this.marksSnapshot ??= { nodes: new Map(this.marks.nodes), services: new Map(this.marks.services), instances: new Map(this.marks.instances) }
+    return this.marksSnapshot
+  }
+
+  private marksOf(target: MaintenanceTarget): Map<string, MaintenanceRecord> {
+    return target.kind === 'node' ? this.marks.nodes : target.kind === 'service' ? this.marks.services : this.marks.instances
+  }
+
+  private touchMarks(): void {
+    this.marksSnapshot = undefined
+    this.pending.maintenance = true
+    this.dirty()
+  }
+
   setConnected(connected: boolean): void {
     if (this.connected === connected) return
     this.connected = connected
@@ -118,9 +149,10 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
       keys: this.pending.keys,
       nodes: this.pending.nodes,
       leader: this.pending.leader,
+      maintenance: this.pending.maintenance,
       revision: this.revision.toString(),
     }
-    this.pending = { services: new Set(), keys: new Set(), nodes: false, leader: false, any: false }
+    this.pending = { services: new Set(), keys: new Set(), nodes: false, leader: false, maintenance: false, any: false }
     for (const waiter of [...this.waiters]) {
       const index = waiter.service === undefined ? this.revision : BigInt(this.serviceIndex.get(waiter.service) ?? '0')
       if (index > waiter.after) waiter.resolve()
@@ -158,6 +190,10 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
   }
 }
 
+function markKey(target: MaintenanceTarget): string {
+  return target.kind === 'node' ? target.node : target.kind === 'service' ? target.service : instanceMarkKey(target.service, target.id)
+}
+
 function parseRevision(text: string): bigint {
   try {
     return /^\d{1,20}$/.test(text) ? BigInt(text) : 0n
@@ -181,7 +217,7 @@ function buildSnapshot(
   leader: ViewLeader | undefined,
   revision: bigint,
   connected: boolean,
-): ViewSnapshot {
+): Omit<ViewSnapshot, 'maintenance'> {
   const sorted = [...instances.values()].sort(compareInstances)
   const services = new Map<string, ViewInstance[]>()
   for (const entry of sorted) {
