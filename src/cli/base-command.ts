@@ -1,5 +1,5 @@
 import { Command } from '@oclif/core'
-import { resolveConfig, SETTINGS, type Config } from '../core/config.js'
+import { resolveConfig, SETTINGS, type Config, type EtcdConfigLayer } from '../core/config.js'
 import { formatErrorLine, isDiscoveryError, type ExitCode } from '../core/errors.js'
 import { decideColor, decideOutputMode, stdoutIsTTY, type OutputMode } from '../ui/output-mode.js'
 import { createTheme, type Theme } from '../ui/theme.js'
@@ -19,7 +19,7 @@ export abstract class BaseCommand extends Command {
   private themeCache?: Theme
 
   /** Resolves flag > env > config file > default for the settings this command's flags carry. */
-  protected resolveConfig(flags: Record<string, unknown>): Config {
+  protected resolveConfig(flags: Record<string, unknown>, etcdLayers?: EtcdConfigLayer[]): Config {
     const settingFlags: Record<string, unknown> = {}
     for (const setting of SETTINGS) {
       if (setting.flag in flags) settingFlags[setting.flag] = flags[setting.flag]
@@ -29,6 +29,7 @@ export abstract class BaseCommand extends Command {
       configFlag: flags.config as string | undefined,
       env: process.env,
       cwd: process.cwd(),
+      ...(etcdLayers ? { etcdLayers } : {}),
     })
   }
 

@@ -1,7 +1,9 @@
+import { EventEmitter } from 'node:events'
 import { Flags } from '@oclif/core'
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
 import { servingFlags } from '../cli/flags.js'
 import { abortOnSignals, survivePipeClose } from '../cli/signals.js'
+import type { Config } from '../core/config.js'
 import { UsageError } from '../core/errors.js'
 import { AgentStore } from '../core/store.js'
 import { startServers, type Servers } from '../services/serve.js'
@@ -41,18 +43,18 @@ export default class Watch extends BaseCommand {
       throw new UsageError('--dev starts its own etcd, so it does not take --etcd-endpoints', { hint: 'drop one of the two flags' })
     }
     const dev = flags.dev ? await (await import('../core/dev-etcd.js')).startDevEtcd() : undefined
-    if (dev) {
-      // --dev also serves DNS and HTTP on Consul's ports unless told otherwise.
-      const serve = { ...config.serve, dns: config.serve.dns ?? { host: '127.0.0.1', port: 8600 }, http: config.serve.http ?? { host: '127.0.0.1', port: 8500 } }
-      config = { ...config, etcd: { endpoints: [dev.endpoint] }, serve }
-      this.progress(`--dev: started a throwaway etcd at ${dev.endpoint} (data in ${dev.dataDir}, removed on exit)`)
-    }
+    // --dev uses its own etcd, and serves DNS and HTTP on Consul's ports unless told otherwise.
+    const withDev = (c: Config): Config =>
+      dev ? { ...c, etcd: { endpoints: [dev.endpoint] }, serve: { ...c.serve, dns: c.serve.dns ?? { host: '127.0.0.1', port: 8600 }, http: c.serve.http ?? { host: '127.0.0.1', port: 8500 } } } : c
+    config = withDev(config)
+    if (dev) this.progress(`--dev: started a throwaway etcd at ${dev.endpoint} (data in ${dev.dataDir}, removed on exit)`)
     const store = new AgentStore({ node: config.node, dockerHost: config.docker.host, etcdEndpoints: config.etcd.endpoints, coalesceMs: 50 })
     const controller = new AbortController()
     let stopReason = 'signal'
     survivePipeClose(process.stdout, () => store.apply({ type: 'error', message: 'stdout was closed by its reader; output dropped, the agent goes on' }))
-    // SIGHUP (a closed SSH session, a reload request) never kills the agent.
-    process.on('SIGHUP', () => store.apply({ type: 'signal.ignored', signal: 'SIGHUP' }))
+    // SIGHUP re-reads the configuration (a closed SSH session sends it too: it never kills the agent).
+    const reloads = new EventEmitter<{ reload: [trigger: string] }>()
+    process.on('SIGHUP', () => reloads.emit('reload', 'SIGHUP'))
     abortOnSignals().addEventListener('abort', () => controller.abort(), { once: true })
     const metricsPort = config.agent.metricsPort
     const metrics =
@@ -74,6 +76,8 @@ export default class Watch extends BaseCommand {
         store,
         signal: controller.signal,
         stopReason: () => stopReason,
+        reloads,
+        resolveWith: (layers) => withDev(this.resolveConfig(flags, layers)),
         onView: async (view) => {
           servers = await startServers(view, config, this.config.version)
           if (servers.dns) this.progress(`DNS on ${servers.dns.host}:${servers.dns.port} (udp+tcp), domain ${config.serve.dnsDomain}`)

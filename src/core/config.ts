@@ -75,6 +75,8 @@ export interface Config {
   configFile?: string
   agent: AgentSettings
   serve: ServeSettings
+  /** Where each setting that is not a default came from (`--resync`, `DISCOVERY_TTL`, `etcd …`, `config file …`). */
+  sources?: Record<string, string>
 }
 
 type Kind = 'string' | 'list' | 'tags' | 'duration' | 'port' | 'int' | 'bool' | 'address' | 'enum'
@@ -144,6 +146,31 @@ export const DEFAULTS = {
   datacenter: 'dc1',
 } as const
 
+/**
+ * Settings an agent applies while running (from the etcd layer, SIGHUP or `reload`) without a
+ * new lease and without touching instances that did not change. The others — the node name,
+ * the etcd connection and prefix, the Docker host, the lease TTL, the listen addresses — are
+ * read once, at start: changing them needs a restart.
+ */
+export const HOT_SETTINGS: ReadonlySet<string> = new Set([
+  'resync',
+  'deregister-critical-after',
+  'check-concurrency',
+  'address-mode',
+  'network',
+  'advertise-address',
+  'exposed-by-default',
+  'tags',
+  'explicit',
+  'use-ip-from-label',
+])
+
+/** One etcd layer: `<prefix>/config/agents` (all agents) or `<prefix>/config/nodes/<node>` (one). */
+export interface EtcdConfigLayer {
+  key: string
+  values: Record<string, unknown>
+}
+
 export interface ResolveInput {
   /** Flag values by flag name (`etcd-endpoints`); undefined when the flag was not given. */
   flags: Record<string, unknown>
@@ -154,12 +181,14 @@ export interface ResolveInput {
   hostname?: string
   readFile?: (file: string) => string
   fileExists?: (file: string) => boolean
+  /** The etcd layers, most specific first (the node's, then all agents'). */
+  etcdLayers?: EtcdConfigLayer[]
 }
 
 type Raw = { value: unknown; from: string }
 
 /** Where a value came from, best first: a flag, DISCOVERY_* env, ecosystem env, the config file. */
-type Rank = 0 | 1 | 2 | 3
+type Rank = 0 | 1 | 2 | 3 | 4
 type RankedRaw = Raw & { rank: Rank }
 
 export function resolveConfig(input: ResolveInput): Config {
@@ -175,8 +204,19 @@ export function resolveConfig(input: ResolveInput): Config {
       const value = input.env[name]
       if (value !== undefined && value !== '') return { value, from: name, rank: name.startsWith('DISCOVERY_') ? 1 : 2 }
     }
-    if (file && fileValues[flag] !== undefined) return { value: fileValues[flag], from: fileSource(file, flag), rank: 3 }
+    // The etcd layer (<prefix>/config/nodes/<node> over <prefix>/config/agents), between env and file.
+    for (const layer of input.etcdLayers ?? []) {
+      if (Object.hasOwn(layer.values, flag) && layer.values[flag] !== undefined) return { value: layer.values[flag], from: `etcd ${layer.key}: '${flag}'`, rank: 3 }
+    }
+    if (file && fileValues[flag] !== undefined) return { value: fileValues[flag], from: fileSource(file, flag), rank: 4 }
     return undefined
+  }
+  for (const layer of input.etcdLayers ?? []) {
+    for (const key of Object.keys(layer.values)) {
+      const def = SETTING_BY_FLAG.get(key)
+      if (!def) throw new UsageError(`etcd ${layer.key}: unknown setting '${clip(key)}'`, { hint: `settings: ${[...HOT_SETTINGS].join(', ')}` })
+      if (!HOT_SETTINGS.has(key)) throw new UsageError(`etcd ${layer.key}: '${key}' cannot come from etcd (it is read once, at start)`, { hint: `settings that can: ${[...HOT_SETTINGS].join(', ')}` })
+    }
   }
   const get = <T>(flag: string, fallback: T): T | CoercedValue => {
     const raw = pick(flag)
@@ -213,6 +253,11 @@ export function resolveConfig(input: ResolveInput): Config {
   const tlsVerify =
     tlsVerifyRaw === undefined ? false : tlsVerifyRaw.from === 'DOCKER_TLS_VERIFY' || (coerce(SETTING_BY_FLAG.get('docker-tls-verify')!, tlsVerifyRaw) as boolean)
 
+  const sources: Record<string, string> = {}
+  for (const def of SETTINGS) {
+    const raw = pick(def.flag)
+    if (raw) sources[def.flag] = raw.from
+  }
   return {
     etcd: { endpoints, cacert, cert, key, user, password },
     prefix,
@@ -223,6 +268,7 @@ export function resolveConfig(input: ResolveInput): Config {
     },
     node,
     configFile: file,
+    sources,
     agent: {
       ttlMs: get('ttl', DEFAULTS.ttlMs) as number,
       resyncMs: get('resync', DEFAULTS.resyncMs) as number,

@@ -62,6 +62,14 @@ export function parseMaintenanceKey(prefix: string, key: string): MaintenanceTar
   return undefined
 }
 
+/** The etcd configuration layers: all agents, and one node's. */
+export const configAgentsKey = (prefix: string): string => `${prefix}/config/agents`
+export const configNodeKey = (prefix: string, node: string): string => `${prefix}/config/nodes/${assertNodeName(node)}`
+/** Where each agent reports the outcome of its last configuration change (for `reload`). */
+export const configStatusKey = (prefix: string, node: string): string => `${prefix}/config/status/${assertNodeName(node)}`
+/** Written by `reload --cluster`: every agent re-reads its file and reports. */
+export const configReloadKey = (prefix: string): string => `${prefix}/config/reload`
+
 export function nodeKey(prefix: string, node: string): string {
   return `${nodesPrefix(prefix)}${assertNodeName(node)}`
 }

@@ -1,9 +1,10 @@
 import type { Etcd3, IKeyValue } from 'etcd3'
 import type { EtcdConnection } from './config.js'
+import { UsageError } from './errors.js'
 import { createEtcdClient, explainEtcdFailure, rangePrefix, type EtcdClientOptions } from './etcd.js'
 import { fastInstanceRecord } from './instance-fast-path.js'
 import { EtcdLeaseInvalidError } from 'etcd3'
-import { instanceKey, maintenanceKey, maintenancePrefix, nodeKey, nodesPrefix, parseMaintenanceKey, recordBelongsAt, servicePrefix, servicesPrefix, type MaintenanceTarget } from './keys.js'
+import { configReloadKey, configStatusKey, instanceKey, maintenanceKey, maintenancePrefix, nodeKey, nodesPrefix, parseMaintenanceKey, recordBelongsAt, servicePrefix, servicesPrefix, type MaintenanceTarget } from './keys.js'
 import { parseMaintenanceRecord } from './maintenance.js'
 import type { InstanceRecord, MaintenanceRecord, NodeRecord, ParseResult } from './model.js'
 import { PrefixMirror, type MirrorEntry } from './prefix-mirror.js'
@@ -104,6 +105,43 @@ export class Registry {
     const key = instanceKey(this.prefix, service, id)
     const response = await this.call('deleting an instance', () => this.client.delete().key(key).exec())
     return Number(response.deleted) > 0
+  }
+
+  /** An agent's report of its last configuration change, on its lease (gone with the agent). */
+  async putConfigStatus(node: string, status: ConfigStatus, lease?: string): Promise<void> {
+    const key = configStatusKey(this.prefix, node)
+    await this.call('reporting the configuration', () => {
+      const put = this.client.put(key).value(JSON.stringify(status))
+      return (lease ? put.lease(lease) : put).exec()
+    })
+  }
+
+  async getConfigStatus(node: string): Promise<ConfigStatus | undefined> {
+    const raw = await this.call('reading a configuration report', () => this.client.get(configStatusKey(this.prefix, node)).string())
+    return raw === null ? undefined : parseConfigStatus(raw)
+  }
+
+  /** The etcd configuration layer at `key` (a JSON object of settings), with its mod revision. */
+  async getConfigLayer(key: string): Promise<{ values: Record<string, unknown>; modRevision?: string }> {
+    const response = await this.call('reading the configuration', () => this.client.get(key).exec())
+    const kv = response.kvs[0]
+    if (!kv) return { values: {} }
+    return { values: configObject(key, kv.value.toString()), modRevision: kv.mod_revision }
+  }
+
+  /** Writes a layer only if nobody changed it since it was read (or it is still absent). */
+  async putConfigLayer(key: string, values: Record<string, unknown>, expectMod?: string): Promise<boolean> {
+    if (Object.keys(values).length === 0 && !expectMod) return true
+    const [result] = await this.call('writing the configuration', () =>
+      Object.keys(values).length === 0
+        ? this.applyGuarded([{ kind: 'delete', key, expect: { modRevision: expectMod ?? '0' } }])
+        : this.applyGuarded([{ kind: 'put', key, value: JSON.stringify(values), expect: expectMod ? { modRevision: expectMod } : { absent: true } }]),
+    )
+    return result.ok
+  }
+
+  async requestClusterReload(request: { at: string; by: string }): Promise<void> {
+    await this.call('requesting a reload', () => this.client.put(configReloadKey(this.prefix)).value(JSON.stringify(request)).exec())
   }
 
   /** Marks a node, a service or an instance as in maintenance (persistent until disabled). */
@@ -307,5 +345,47 @@ export type GuardedResult =
   | { ok: true; revision: string }
   /** `moved`: the key was not as expected (someone else's, or changed since read); `lease`: etcd no longer knows the lease. */
   | { ok: false; reason: 'moved' | 'lease'; error?: unknown }
+
+/** What an agent reports after each configuration change (`<prefix>/config/status/<node>`). */
+export interface ConfigStatus {
+  result: 'applied' | 'rejected'
+  trigger: string
+  at: string
+  changed?: string[]
+  error?: string
+  /** Where each setting in force came from. */
+  sources?: Record<string, string>
+}
+
+export function parseConfigStatus(raw: string): ConfigStatus | undefined {
+  try {
+    const value = JSON.parse(raw) as Partial<ConfigStatus>
+    if ((value.result !== 'applied' && value.result !== 'rejected') || typeof value.at !== 'string') return undefined
+    return {
+      result: value.result,
+      trigger: String(value.trigger ?? '').slice(0, 100),
+      at: value.at.slice(0, 64),
+      ...(Array.isArray(value.changed) ? { changed: value.changed.map(String).slice(0, 100) } : {}),
+      ...(typeof value.error === 'string' ? { error: value.error.slice(0, 1000) } : {}),
+      ...(value.sources && typeof value.sources === 'object' ? { sources: Object.fromEntries(Object.entries(value.sources).slice(0, 100).map(([k, v]) => [k.slice(0, 64), String(v).slice(0, 300)])) } : {}),
+    }
+  } catch {
+    return undefined
+  }
+}
+
+/** A configuration layer's value: a JSON object of settings, or a usage error naming the key. */
+export function configObject(key: string, value: unknown): Record<string, unknown> {
+  let parsed = value
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value)
+    } catch {
+      throw new UsageError(`etcd ${key} is not JSON`, { hint: 'write it with discovery-agent config set' })
+    }
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new UsageError(`etcd ${key} is not a JSON object of settings`, { hint: 'write it with discovery-agent config set' })
+  return parsed as Record<string, unknown>
+}
 
 const okValue = <T>(parsed: ParseResult<T>): T | undefined => (parsed.ok ? parsed.value : undefined)

@@ -196,7 +196,7 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
     const level: LogEntry['level'] =
       event.type === 'error' || event.type === 'lease.lost' || event.type.endsWith('disconnected')
         ? 'error'
-        : event.type === 'container.problem' || event.type === 'election.trouble' || (event.type === 'health.changed' && event.to !== 'passing')
+        : event.type === 'container.problem' || event.type === 'election.trouble' || event.type === 'config.rejected' || (event.type === 'health.changed' && event.to !== 'passing')
           ? 'warn'
           : 'info'
     const entry: LogEntry = { id: this.nextLogId++, at: this.now().toISOString(), level, type: event.type, event: withShortIds(event, this.state.node) }

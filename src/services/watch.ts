@@ -2,7 +2,11 @@ import { Agent } from '../core/agent/agent.js'
 import type { AgentEvent } from '../core/agent/events.js'
 import { LeaderElection } from '../core/cluster/election.js'
 import { LeaderDuties } from '../core/cluster/leader-duties.js'
-import type { Config } from '../core/config.js'
+import type { EventEmitter } from 'node:events'
+import type { Config, EtcdConfigLayer } from '../core/config.js'
+import { configAgentsKey, configNodeKey, configReloadKey } from '../core/keys.js'
+import { configObject, type ConfigStatus } from '../core/registry.js'
+import type { ViewChange } from '../core/view/view-state.js'
 import type { Registry } from '../core/registry.js'
 import type { AgentStore } from '../core/store.js'
 import type { RegistryView } from '../core/view/registry-view.js'
@@ -19,6 +23,12 @@ export interface WatchOptions {
   stopReason?: () => string
   /** Called once the view is open, e.g. to start the DNS and HTTP servers over it. */
   onView?: (view: RegistryView, registry: Registry) => Promise<void> | void
+  /**
+   * Resolves the whole configuration again (flags > env > the given etcd layers > the YAML file,
+   * re-read): at start, on SIGHUP (`reloads` emits 'reload'), and when the etcd layer changes.
+   */
+  resolveWith?: (layers: EtcdConfigLayer[]) => Config
+  reloads?: EventEmitter<{ reload: [trigger: string] }>
 }
 
 /**
@@ -29,12 +39,23 @@ export interface WatchOptions {
  * vanish at once). A fatal agent error (its node name taken) stops everything and rethrows.
  */
 export async function runWatch(options: WatchOptions): Promise<void> {
-  const { config, store } = options
+  const { store } = options
   const emit = (event: AgentEvent): void => store.apply(event)
   const stopped = new Promise<'aborted'>((resolve) => options.signal.addEventListener('abort', () => resolve('aborted'), { once: true }))
-  const opened = await openView(config, emit, options.signal)
+  const opened = await openView(options.config, emit, options.signal)
   if (!opened) return
   const { registry, view } = opened
+  let config = options.config
+  const layersOf = (): EtcdConfigLayer[] => etcdLayers(view, config)
+  if (options.resolveWith && layersOf().length > 0) {
+    // The etcd layer counts from the start; a bad one is reported and the rest starts as given.
+    try {
+      config = options.resolveWith(layersOf())
+      emit({ type: 'config.applied', changed: [], trigger: 'start' })
+    } catch (error) {
+      emit({ type: 'config.rejected', error: (error as Error).message, trigger: 'start' })
+    }
+  }
   const release = followInStore(view, store)
   try {
     // Servers bind before the agent claims anything: a bad address fails with nothing to undo.
@@ -47,6 +68,32 @@ export async function runWatch(options: WatchOptions): Promise<void> {
   }
   const agent = new Agent({ config, version: options.version, registry, view })
   agent.on('event', emit)
+  // All or nothing: resolved whole, applied by the agent or refused; every agent reports the
+  // outcome under <prefix>/config/status/<node> (what `reload` waits for).
+  const reconfigure = async (trigger: string): Promise<void> => {
+    if (!options.resolveWith) return
+    const at = new Date().toISOString()
+    let status: ConfigStatus
+    try {
+      const changed = agent.applyConfig(options.resolveWith(layersOf()))
+      emit({ type: 'config.applied', changed, trigger })
+      status = { result: 'applied', trigger, at, changed, ...(agent.currentConfig.sources ? { sources: agent.currentConfig.sources } : {}) }
+    } catch (error) {
+      const message = (error as Error).message
+      emit({ type: 'config.rejected', error: message, trigger })
+      status = { result: 'rejected', trigger, at, error: message }
+    }
+    await registry.putConfigStatus(config.node, status, agent.leaseId).catch((error: Error) => emit({ type: 'error', message: `reporting the configuration: ${error.message}` }))
+  }
+  const onReload = (trigger: string): void => void reconfigure(trigger)
+  options.reloads?.on('reload', onReload)
+  const configKeys = new Set([configAgentsKey(config.prefix), configNodeKey(config.prefix, config.node)])
+  const reloadKey = configReloadKey(config.prefix)
+  const onConfigChange = (change: ViewChange): void => {
+    if ([...change.config].some((key) => configKeys.has(key))) void reconfigure('etcd')
+    if (change.config.has(reloadKey) && view.state.config(reloadKey) !== undefined) void reconfigure('reload --cluster')
+  }
+  view.on('change', onConfigChange)
   let fatal: Error | undefined
   const fatalSeen = new Promise<'fatal'>((resolve) => agent.once('fatal', (error) => ((fatal = error), resolve('fatal'))))
   const election = new LeaderElection(registry.client, config.prefix, config.node, config.agent.ttlMs)
@@ -71,12 +118,24 @@ export async function runWatch(options: WatchOptions): Promise<void> {
     await election.resign()
     await agent.stop(fatal ? `fatal: ${fatal.message}` : (options.stopReason?.() ?? 'signal'))
   } finally {
+    options.reloads?.off('reload', onReload)
+    view.off('change', onConfigChange)
     release()
     await view.close()
     registry.close()
     store.flush()
   }
   if (fatal) throw fatal
+}
+
+/** The etcd configuration layers in the view, most specific first; a value that is no JSON object is an error naming its key. */
+function etcdLayers(view: RegistryView, config: Config): EtcdConfigLayer[] {
+  const layers: EtcdConfigLayer[] = []
+  for (const key of [configNodeKey(config.prefix, config.node), configAgentsKey(config.prefix)]) {
+    const value = view.state.config(key)
+    if (value !== undefined) layers.push({ key, values: configObject(key, value) })
+  }
+  return layers
 }
 
 /** The store shows the view: every change of an instance key is put or removed there. */

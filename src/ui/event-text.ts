@@ -55,8 +55,10 @@ function eventLine(event: AgentEvent): string {
       return `election: ${event.message}${event.retryInMs > 0 ? `; retrying in ${formatSeconds(event.retryInMs)}` : ''}`
     case 'check.result':
       return `check ${event.service} ${event.id}: ${event.status} in ${event.latencyMs} ms`
-    case 'signal.ignored':
-      return `${event.signal} ignored: the agent keeps running (stop it with SIGTERM, SIGINT or q)`
+    case 'config.applied':
+      return event.changed.length > 0 ? `configuration (${event.trigger}) applied: ${event.changed.join(', ')} changed` : `configuration (${event.trigger}) read: nothing changed`
+    case 'config.rejected':
+      return `configuration (${event.trigger}) rejected, the one in force keeps running: ${event.error}`
     case 'error':
       return `error: ${event.message}`
   }

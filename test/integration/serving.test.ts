@@ -103,12 +103,12 @@ describe('watch serves its own registry view', () => {
 })
 
 describe('signals and pipes', () => {
-  it('Given a running agent, When it gets SIGHUP, Then it logs and keeps running; SIGTERM still stops it cleanly', async () => {
+  it('Given a running agent, When it gets SIGHUP, Then it re-reads its configuration and keeps running; SIGTERM still stops it cleanly', async () => {
     const node = `hup-${tag}`
     const agent = await startAgent({ prefix, node, args: ['--ttl', '3s'] })
     agents.push(agent)
     agent.proc.kill('SIGHUP')
-    await agent.waitForEvent((e) => e.type === 'signal.ignored', 'SIGHUP reported', 10_000)
+    await agent.waitForEvent((e) => e.type === 'config.applied' && e.trigger === 'SIGHUP', 'SIGHUP re-read the configuration', 10_000)
     // Still renewing its lease a TTL later
     await new Promise((r) => setTimeout(r, 4_000))
     expect(await nodeRecord(etcd, prefix, node)).toBeDefined()

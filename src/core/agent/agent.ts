@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type Docker from 'dockerode'
-import type { Config } from '../config.js'
+import { HOT_SETTINGS, type Config } from '../config.js'
+import { diffConfig } from '../config-diff.js'
 import { createDockerClient } from '../docker/client.js'
 import { containerToInstances, type BuildOptions, type LabelProblem } from '../docker/instances.js'
 import type { ContainerSnapshot } from '../docker/snapshot.js'
@@ -83,7 +84,7 @@ const DEFAULT_STOP_GRACE_MS = 10_000
  * view (plus our own writes it has not shown yet); this loop keeps only what Docker said.
  */
 export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }> {
-  private readonly config: Config
+  private config: Config
   private readonly registry: Registry
   private readonly view: RegistryView
   private readonly lease: ManagedLease
@@ -92,7 +93,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
   private readonly source: DockerSource
   private readonly scheduler: HealthScheduler
   private readonly checkAgents: CheckAgents
-  private readonly buildOptions: BuildOptions
+  private buildOptions: BuildOptions
   private readonly clock: () => number
   private readonly containers = new Map<string, ContainerRun>()
   /** Which container backs each key of this node. */
@@ -130,17 +131,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     this.scheduler = new HealthScheduler({ concurrency: this.config.agent.checkConcurrency })
     this.checkAgents = createCheckAgents()
     const hostAddress = options.hostAddress ?? primaryIPv4()
-    this.buildOptions = {
-      node: this.config.node,
-      addressMode: this.config.agent.addressMode,
-      network: this.config.agent.network,
-      advertiseAddress: this.config.agent.advertiseAddress,
-      hostAddress,
-      exposedByDefault: this.config.agent.exposedByDefault,
-      extraTags: this.config.agent.extraTags,
-      explicit: this.config.agent.explicit,
-      ipFromLabel: this.config.agent.ipFromLabel,
-    }
+    this.buildOptions = buildOptionsOf(this.config, hostAddress)
     this.claim = new NodeClaim(
       this.registry,
       this.lease,
@@ -151,6 +142,42 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
 
   get node(): string {
     return this.config.node
+  }
+
+  /** The configuration in force. */
+  get currentConfig(): Config {
+    return this.config
+  }
+
+  /**
+   * Applies a new configuration while running: all of it or nothing. Only settings in
+   * HOT_SETTINGS may differ (a change to another, e.g. the node name or the etcd connection,
+   * rejects the whole change). No new lease, and a resync that writes only what changed: an
+   * instance the change does not touch is neither removed nor re-added. Returns the changed keys.
+   */
+  applyConfig(next: Config): string[] {
+    const { hot, restart } = diffConfig(this.config, next, HOT_SETTINGS)
+    if (restart.length > 0) throw new UsageError(`${restart.join(', ')} cannot change while the agent runs`, { hint: 'restart the agent for that, or leave those settings as they were' })
+    if (hot.length === 0) return []
+    const previous = this.config
+    this.config = next
+    this.buildOptions = buildOptionsOf(next, this.buildOptions.hostAddress)
+    if (next.agent.checkConcurrency !== previous.agent.checkConcurrency) this.scheduler.setConcurrency(next.agent.checkConcurrency)
+    if (next.agent.resyncMs !== previous.agent.resyncMs) {
+      clearInterval(this.resyncTimer)
+      this.resyncTimer = setInterval(() => void this.requestResync(), next.agent.resyncMs)
+    }
+    if (next.agent.deregisterCriticalAfterMs !== previous.agent.deregisterCriticalAfterMs) {
+      clearInterval(this.criticalTimer)
+      this.criticalTimer = undefined
+      if (next.agent.deregisterCriticalAfterMs !== undefined) this.criticalTimer = setInterval(() => this.withdrawLongCritical(), Math.min(1_000, next.agent.deregisterCriticalAfterMs))
+      else {
+        // No withdrawal any more: what it held back comes back.
+        this.withheld.clear()
+      }
+    }
+    void this.requestResync()
+    return hot
   }
 
   get leaseId(): string | undefined {
@@ -699,5 +726,19 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
 
   private emitEvent(event: AgentEvent): void {
     this.emit('event', event)
+  }
+}
+
+function buildOptionsOf(config: Config, hostAddress: string): BuildOptions {
+  return {
+    node: config.node,
+    addressMode: config.agent.addressMode,
+    network: config.agent.network,
+    advertiseAddress: config.agent.advertiseAddress,
+    hostAddress,
+    exposedByDefault: config.agent.exposedByDefault,
+    extraTags: config.agent.extraTags,
+    explicit: config.agent.explicit,
+    ipFromLabel: config.agent.ipFromLabel,
   }
 }

@@ -33,7 +33,10 @@ export type AgentEvent =
   | { type: 'leader.write'; key: string; term: string; op: 'put' | 'delete'; ok: boolean; reason: string }
   | { type: 'election.trouble'; message: string; retryInMs: number }
   | { type: 'check.result'; service: string; id: string; status: HealthStatus; latencyMs: number; slipMs: number }
-  | { type: 'signal.ignored'; signal: string }
+  /** A configuration change was applied (no new lease; only what changed is rewritten). `trigger`: SIGHUP, etcd, reload --cluster, start. */
+  | { type: 'config.applied'; changed: string[]; trigger: string }
+  /** A configuration change was refused as a whole; the one in force keeps running. */
+  | { type: 'config.rejected'; error: string; trigger: string }
   | { type: 'error'; message: string }
 
 export type AgentEventType = AgentEvent['type']

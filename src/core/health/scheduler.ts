@@ -81,7 +81,7 @@ export class HealthScheduler extends EventEmitter<HealthSchedulerEvents> {
   private queueHead = 0
   private inFlight = 0
   private stopped = false
-  private readonly concurrency: number
+  private concurrency: number
   private readonly now: () => number
   private readonly clock: () => Date
   private readonly random: () => number
@@ -153,6 +153,13 @@ export class HealthScheduler extends EventEmitter<HealthSchedulerEvents> {
     for (const id of [...this.entries.keys()]) this.remove(id)
     this.queue.length = 0
     this.queueHead = 0
+  }
+
+  /** Changes how many checks may be in flight at once (a hot configuration change). */
+  setConcurrency(concurrency: number): void {
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`)
+    this.concurrency = concurrency
+    this.pump()
   }
 
   health(id: string): Health | undefined {

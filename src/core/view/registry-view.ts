@@ -11,6 +11,7 @@ type Item =
   | { kind: 'node'; record: NodeRecord }
   | { kind: 'leader'; node: string; term: string; since: string }
   | { kind: 'maintenance'; target: MaintenanceTarget; mark: MaintenanceRecord }
+  | { kind: 'config'; value: unknown }
   | { kind: 'other' }
 
 export interface RegistryViewEvents {
@@ -40,6 +41,7 @@ export class RegistryView implements ViewSource {
     const nodes = nodesPrefix(prefix)
     const leaderInfo = `${leaderStatePrefix(prefix)}info`
     const maintenance = maintenancePrefix(prefix)
+    const configBase = `${prefix}/config/`
     const parse = (raw: string, key: string): ParseResult<Item> => {
       if (key.startsWith(services)) {
         const parsed = parseInstance(raw, key)
@@ -50,6 +52,14 @@ export class RegistryView implements ViewSource {
         return parsed.ok ? { ok: true, value: { kind: 'node', record: parsed.value } } : parsed
       }
       if (key === leaderInfo) return parseLeader(raw)
+      if (key.startsWith(configBase)) {
+        // Judged where it is used (a bad value is a config.rejected, not a broken view).
+        try {
+          return { ok: true, value: { kind: 'config', value: JSON.parse(raw) as unknown } }
+        } catch {
+          return { ok: true, value: { kind: 'config', value: raw } }
+        }
+      }
       if (key.startsWith(maintenance)) {
         const target = parseMaintenanceKey(prefix, key)
         const mark = parseMaintenanceRecord(raw)
@@ -117,6 +127,7 @@ export class RegistryView implements ViewSource {
     else if (item.kind === 'node') this.state.putNode({ ...common, record: item.record })
     else if (item.kind === 'leader') this.state.setLeader({ node: item.node, term: item.term, since: item.since })
     else if (item.kind === 'maintenance') this.state.putMaintenance(item.target, item.mark)
+    else if (item.kind === 'config') this.state.putConfig(entry.key, item.value)
   }
 
   private onDelete(entry: MirrorEntry<Item>, revision: string): void {
@@ -125,6 +136,7 @@ export class RegistryView implements ViewSource {
     else if (item.kind === 'node') this.state.deleteNode(entry.key)
     else if (item.kind === 'leader') this.state.setLeader(undefined)
     else if (item.kind === 'maintenance') this.state.deleteMaintenance(item.target)
+    else if (item.kind === 'config') this.state.deleteConfig(entry.key)
   }
 }
 

@@ -12,6 +12,8 @@ export interface ViewChange {
   nodes: boolean
   leader: boolean
   maintenance: boolean
+  /** Configuration keys (`<prefix>/config/…`) that changed. */
+  config: ReadonlySet<string>
   revision: string
 }
 
@@ -33,11 +35,12 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
   private leader?: ViewLeader
   private readonly marks = { nodes: new Map<string, MaintenanceRecord>(), services: new Map<string, MaintenanceRecord>(), instances: new Map<string, MaintenanceRecord>() }
   private marksSnapshot?: MaintenanceMarks
+  private readonly configs = new Map<string, unknown>()
   private revision = 0n
   private connected = false
   private cached?: ViewSnapshot
   private waiters = new Set<Waiter>()
-  private pending = { services: new Set<string>(), keys: new Set<string>(), nodes: false, leader: false, maintenance: false, any: false }
+  private pending = { services: new Set<string>(), keys: new Set<string>(), nodes: false, leader: false, maintenance: false, config: new Set<string>(), any: false }
 
   snapshot = (): ViewSnapshot => {
     this.cached ??= { ...buildSnapshot(this.instances, this.nodes, this.serviceIndex, this.leader, this.revision, this.connected), maintenance: this.maintenance() }
@@ -102,6 +105,23 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
     this.dirty()
   }
 
+  /** A configuration key's value (a JSON object), or undefined when it is absent. */
+  config(key: string): unknown {
+    return this.configs.get(key)
+  }
+
+  putConfig(key: string, value: unknown): void {
+    this.configs.set(key, value)
+    this.pending.config.add(key)
+    this.dirty()
+  }
+
+  deleteConfig(key: string): void {
+    if (!this.configs.delete(key)) return
+    this.pending.config.add(key)
+    this.dirty()
+  }
+
   putMaintenance(target: MaintenanceTarget, mark: MaintenanceRecord): void {
     this.marksOf(target).set(markKey(target), mark)
     this.touchMarks()
@@ -150,9 +170,10 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
       nodes: this.pending.nodes,
       leader: this.pending.leader,
       maintenance: this.pending.maintenance,
+      config: this.pending.config,
       revision: this.revision.toString(),
     }
-    this.pending = { services: new Set(), keys: new Set(), nodes: false, leader: false, maintenance: false, any: false }
+    this.pending = { services: new Set(), keys: new Set(), nodes: false, leader: false, maintenance: false, config: new Set(), any: false }
     for (const waiter of [...this.waiters]) {
       const index = waiter.service === undefined ? this.revision : BigInt(this.serviceIndex.get(waiter.service) ?? '0')
       if (index > waiter.after) waiter.resolve()
