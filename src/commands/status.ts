@@ -1,3 +1,4 @@
+import { Flags } from '@oclif/core'
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
 import { formatAge } from '../core/duration.js'
 import { printable } from '../core/text.js'
@@ -6,12 +7,16 @@ import { readClusterStatus, type ClusterStatus } from '../services/status.js'
 export default class Status extends BaseCommand {
   static override summary = 'Cluster overview: leader, nodes, instance counts by health'
   static override description = `Shows the elected leader (node, term, since), every agent node with its instance counts, and the totals. "healthy" counts only passing instances.\n\n${EXIT_CODES_HELP}`
-  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json']
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status --json', '<%= config.bin %> status --show-config']
+  static override flags = {
+    'show-config': Flags.boolean({ summary: "each agent's configuration: its last change and where every setting came from" }),
+  }
 
   async run(): Promise<ClusterStatus> {
     const { flags } = await this.parse(Status)
     const status = await readClusterStatus(this.resolveConfig(flags))
     if (!this.jsonEnabled()) this.out(renderStatus(status, this.theme))
+    if (!this.jsonEnabled() && flags['show-config']) this.out(renderConfigs(status))
     return status
   }
 
@@ -47,4 +52,18 @@ function renderStatus(status: ClusterStatus, theme: BaseCommand['theme']): strin
     for (const [r, row] of rows.entries()) lines.push(status.nodes[r].leader ? theme.leader(fmt(row)) : fmt(row))
   }
   return lines.join('\n')
+}
+
+function renderConfigs(status: ClusterStatus): string {
+  const lines: string[] = ['']
+  for (const node of status.nodes) {
+    const report = node.config
+    if (!report) {
+      lines.push(`${node.node}: no configuration report (an agent older than 0.2, or none since it started)`)
+      continue
+    }
+    lines.push(`${node.node}: last change ${report.result} (${report.trigger}, ${report.at})${report.error ? `: ${report.error}` : report.changed?.length ? `: ${report.changed.join(', ')} changed` : ''}`)
+    for (const [setting, from] of Object.entries(report.sources ?? {})) lines.push(`  ${setting.padEnd(26)} from ${from}`)
+  }
+  return lines.map(printable).join('\n')
 }

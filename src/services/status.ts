@@ -2,7 +2,7 @@ import type { Config } from '../core/config.js'
 import { readLeader } from '../core/cluster/election.js'
 import { leaderInfoKey, type LeaderInfoRecord } from '../core/cluster/leader-duties.js'
 import type { HealthStatus } from '../core/model.js'
-import { Registry } from '../core/registry.js'
+import { Registry, type ConfigStatus } from '../core/registry.js'
 
 export type HealthCounts = Record<HealthStatus, number>
 
@@ -15,6 +15,8 @@ export interface NodeStatus {
   startedAt: string
   ttl: number
   instances: HealthCounts & { total: number }
+  /** The agent's report of its last configuration change: outcome, changed keys, the source of each setting. */
+  config?: ConfigStatus
 }
 
 export interface ClusterStatus {
@@ -47,8 +49,9 @@ export async function readClusterStatus(config: Config): Promise<ClusterStatus> 
         // a corrupt info record only costs the "since"
       }
     }
+    const reports = await Promise.all(nodes.entries.map(({ value }) => registry.getConfigStatus(value.node).catch(() => undefined)))
     const byNode = new Map<string, NodeStatus>()
-    for (const { value } of nodes.entries) {
+    for (const [i, { value }] of nodes.entries.entries()) {
       byNode.set(value.node, {
         node: value.node,
         leader: leader?.node === value.node,
@@ -58,6 +61,7 @@ export async function readClusterStatus(config: Config): Promise<ClusterStatus> 
         startedAt: value.startedAt,
         ttl: value.ttl,
         instances: emptyCounts(),
+        ...(reports[i] ? { config: reports[i] } : {}),
       })
     }
     const totals = { ...emptyCounts(), healthy: 0 }

@@ -51,7 +51,6 @@ export async function runWatch(options: WatchOptions): Promise<void> {
     // The etcd layer counts from the start; a bad one is reported and the rest starts as given.
     try {
       config = options.resolveWith(layersOf())
-      emit({ type: 'config.applied', changed: [], trigger: 'start' })
     } catch (error) {
       emit({ type: 'config.rejected', error: (error as Error).message, trigger: 'start' })
     }
@@ -113,6 +112,8 @@ export async function runWatch(options: WatchOptions): Promise<void> {
       return
     }
     election.start()
+    // Report the configuration in force and where each setting came from (status --show-config).
+    void reconfigure('start')
     await Promise.race([stopped, fatalSeen])
     duties.stop()
     await election.resign()
