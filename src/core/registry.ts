@@ -107,6 +107,11 @@ export class Registry {
     return Number(response.deleted) > 0
   }
 
+  /** `<prefix>/leader/info` as the leader last wrote it (raw JSON), or null. */
+  async getLeaderInfo(): Promise<string | null> {
+    return this.call('reading the leader', () => this.client.get(`${this.prefix}/leader/info`).string())
+  }
+
   /** An agent's report of its last configuration change, on its lease (gone with the agent). */
   async putConfigStatus(node: string, status: ConfigStatus, lease?: string): Promise<void> {
     const key = configStatusKey(this.prefix, node)

@@ -1,6 +1,6 @@
 import type { Config } from '../core/config.js'
 import { readLeader } from '../core/cluster/election.js'
-import { leaderInfoKey, type LeaderInfoRecord } from '../core/cluster/leader-duties.js'
+import type { LeaderInfoRecord } from '../core/cluster/leader-duties.js'
 import type { HealthStatus } from '../core/model.js'
 import { Registry, type ConfigStatus } from '../core/registry.js'
 
@@ -36,7 +36,7 @@ export async function readClusterStatus(config: Config): Promise<ClusterStatus> 
   try {
     const [leader, infoRaw, nodes, instances] = await Promise.all([
       registry.call('reading the leader', () => readLeader(registry.client, config.prefix)),
-      registry.call('reading the leader', () => registry.client.get(leaderInfoKey(config.prefix)).string()),
+      registry.getLeaderInfo(),
       registry.listNodes(),
       registry.listInstances(),
     ])
