@@ -7,7 +7,7 @@
 //   - the election change: the campaign key with the lowest create revision now belongs to
 //     another agent (what `status` and every follower see), and
 //   - the new leader acting: its first fenced write of <prefix>/leader/info with the new term.
-// Budgets (DESIGN.md): SIGKILL → new leader ≤ TTL + 1 s; graceful stop ≤ 1 s.
+// Budgets: SIGKILL → new leader ≤ TTL + 1 s; graceful stop ≤ 1 s.
 //
 // TTL: BENCH_FAILOVER_TTL (default 3s). With the default 10 s TTL each SIGKILL run waits out
 // ⅔–1 TTL and the whole bench took 184 s here, past the ~2.5 min a bench may take; 3 s keeps

@@ -9,7 +9,7 @@
 //   - the floor: nginx (one worker: the agent's JavaScript runs on one thread too) started with
 //     its own temp config on loopback, the file captured from the agent's own answer.
 //
-// wrk with keep-alive connections, `--latency` for its percentiles. No budget from DESIGN.md:
+// wrk with keep-alive connections, `--latency` for its percentiles. No budget is set:
 // the rows report req/s, p50/p99 and the ratio as information.
 //
 // Usage: node bench/http-api.js   (BENCH_HTTP_SECONDS=10 BENCH_HTTP_ROUNDS=2 BENCH_HTTP_CONNECTIONS=32)

@@ -1,7 +1,7 @@
 // Agent resident memory with 1000 instances: 50 containers × 20 exposed ports on the second
 // test dockerd, registered in container address mode (no published ports, so no 1000
 // docker-proxy processes), each instance with a TCP check. RSS read from /proc after the
-// registry holds all 1000 and checks have run. Budget (DESIGN.md): ≤ 150 MB.
+// registry holds all 1000 and checks have run. Budget: ≤ 150 MB.
 import { execFileSync, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import path from 'node:path'

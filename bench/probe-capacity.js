@@ -11,7 +11,7 @@
 // one core from process.cpuUsage(), and schedule slip (startedAt − scheduledAt from the
 // scheduler's `result` events; for the floor, timer fire time − due time).
 //
-// Budget (docs DESIGN.md): ≤ 15% of one core, p99 slip ≤ 20 ms.
+// Budget: ≤ 15% of one core, p99 slip ≤ 20 ms.
 //
 // The checkers and the target servers run at nice -10 when permitted (BENCH_PRIORITY=0: off),
 // so other work on a shared machine does not decide the slip.

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // One command for every benchmark: `npm run bench` (after `npm run env:up` and a build).
-// Runs each bench module in turn, prints one table of measured value, budget (DESIGN.md) and
+// Runs each bench module in turn, prints one table of measured value, budget and
 // pass / falls short, writes bench/results/latest.json, and with --update-readme rewrites the
 // README's performance section between its markers. `npm run bench -- list failover` runs a subset.
 import { execFileSync } from 'node:child_process'

@@ -5,7 +5,7 @@
 //   - gets SIGTERM (graceful): it resigns and revokes its lease, so they go at once.
 // Measured from the signal to this process's etcd3 watch seeing the last of that node's
 // instance keys deleted; BENCH_EXPIRY_RUNS (default 3) runs of each, a fresh node each run.
-// Budgets (DESIGN.md): SIGKILL → gone ≤ TTL + 1 s; graceful stop → gone ≤ 200 ms.
+// Budgets: SIGKILL → gone ≤ TTL + 1 s; graceful stop → gone ≤ 200 ms.
 //
 // Usage: node bench/sigkill-expiry.js        (prints the rows; exit 1 if a budget is missed)
 // Reads endpoints from /tmp/discovery-testenv/env.json (bash scripts/testenv.sh up).

@@ -1,6 +1,7 @@
 /**
  * The one error hierarchy. Every error a user can cause or meet carries the exit code
- * DESIGN.md gives it and a hint that says how to fix it. Anything else is a bug.
+ * the README documents for it (0 ok, 1 negative answer, 2 bad input, 3 dependency) and a hint
+ * that says how to fix it. Anything else is a bug.
  */
 export type ExitCode = 0 | 1 | 2 | 3
 

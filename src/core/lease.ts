@@ -6,7 +6,7 @@ const REPUT_BATCH = 64
 
 export interface ManagedLeaseOptions {
   ttlMs: number
-  /** How often to renew; default TTL/3 as DESIGN.md says. */
+  /** How often to renew; default TTL/3. */
   keepAliveEveryMs?: number
   now?: () => number
 }

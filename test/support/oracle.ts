@@ -16,7 +16,7 @@ import type { Etcd3 } from 'etcd3'
  *
  * It is written independently of src/ (no import of the product's builder): an oracle that
  * reused the code under test would agree with it by construction. It models the rules of
- * DESIGN.md "Docker → instances" that decide keys and addresses (opt-out, published vs
+ * the README ("What gets registered") that decide keys and addresses (opt-out, published vs
  * container addresses, discovery.port, service names, SERVICE_ID, the name and id rules);
  * tags, meta and check settings are not compared. Where the right answer can't be known
  * from Docker alone (the result of an HTTP/TCP/exec check, an address behind a 0.0.0.0
@@ -294,7 +294,7 @@ function parsePort(text: string): Port | undefined {
   return { port, protocol }
 }
 
-/** The instances one container must give, per DESIGN.md; `note` says why none when none. */
+/** The instances one container must give, per the README; `note` says why none when none. */
 export function expectedInstances(host: OracleHost, info: Dockerode.ContainerInspectInfo, prefix: string): { instances: ExpectedInstance[]; note?: string } {
   const name = info.Name.replace(/^\//, '')
   const state = info.State

@@ -9,7 +9,7 @@ import { comparePorts, formatPort, parsePortKey, type ContainerPort, type Contai
 /**
  * The pure Docker → instances builder: one container snapshot in, the instances it
  * should be registered as out. Malformed labels become `problems`, never exceptions, so
- * one bad container can't stop the agent (DESIGN.md "Docker → instances").
+ * one bad container can't stop the agent (README "What gets registered").
  */
 export interface BuildOptions {
   /** The agent's node name, used in ids: `<node>:<container-name>:<container-port>` (+ ':udp'). */

@@ -273,7 +273,7 @@ export interface ExecCheckOptions {
 
 /**
  * Runs the command through Docker exec; exit 0 passes, anything else is critical
- * (Kubernetes exec probes; Consul's "exit 1 = warning" is not used, as DESIGN.md says
+ * (Kubernetes exec probes; Consul's "exit 1 = warning" is not used: exit 0 passes, anything else fails
  * only "exit 0 = pass"). Docker has no API to kill an exec, so on timeout the command
  * may keep running inside the container; only our side of the stream is closed.
  */
