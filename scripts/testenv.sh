@@ -4,7 +4,7 @@
 #   - a 3-member etcd cluster on loopback (plain), and a 1-member etcd with TLS + auth
 #   - the local test image, made from Debian's busybox-static with `docker import`
 # Usage: scripts/testenv.sh up | down | status | env | etcd-stop N | etcd-start N | etcd-kill N
-#        | etcd-pause N | etcd-resume N | docker2-stop | docker2-start
+#        | etcd-pause N | etcd-resume N | docker2-stop | docker2-start | podman-stop | podman-start
 # Writes $DIR/env.json and $DIR/env.sh with the endpoints (DIR defaults to /tmp/discovery-testenv).
 set -euo pipefail
 
@@ -18,6 +18,8 @@ DOCKER2="$DIR/docker2"
 DOCKER2_SOCK="$DOCKER2/docker.sock"
 DOCKER2_BRIDGE=dischost2br
 DOCKER2_CIDR=172.30.0.1/24
+PODMAN="$DIR/podman"
+PODMAN_SOCK="$PODMAN/podman.sock"
 
 log() { echo "testenv: $*" >&2; }
 die() { echo "testenv: error: $*" >&2; exit 1; }
@@ -114,6 +116,98 @@ docker2_stop() {
     kill "$pid" 2>/dev/null || true
     wait_for 30 "second dockerd to stop" bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
   fi
+}
+
+# ---------- podman (rootful, Docker-compatible API) ----------
+# Debian's podman 4.3 (CNI networking), serving the Docker API on its own socket with
+# `podman system service --time=0`. Two things this machine kind lacks are stood in for:
+#   - root without CAP_SYS_RESOURCE may not raise RLIMIT_NOFILE/NPROC above its own hard limits,
+#     and Podman gives containers 1048576 open files by default: runc then fails with
+#     "error setting rlimit type 7: operation not permitted". The service gets a containers.conf
+#     with default_ulimits equal to its own limits (only when the capability is missing).
+#   - Podman runs HEALTHCHECKs from systemd timers; without systemd as PID 1 they never run
+#     ("unable to get systemd connection to add healthchecks" in its log). A loop here runs
+#     `podman healthcheck run` for each container with a check, at its interval, as the timer would.
+podman_ok() { local v; v=$(docker -H "unix://$PODMAN_SOCK" version 2>/dev/null) || return 1; [[ $v == *"Podman Engine"* ]]; }
+podman_pid_running() { [ -f "$PODMAN/pid" ] && kill -0 "$(cat "$PODMAN/pid")" 2>/dev/null; }
+lacks_sys_resource() { local eff; eff=$(awk '/^CapEff/ {print $2}' /proc/self/status); [ $(( 0x$eff >> 24 & 1 )) = 0 ]; }
+
+podman_service_start() {
+  rm -f "$PODMAN_SOCK"
+  log "starting podman system service at $PODMAN_SOCK (log: $PODMAN/service.log)"
+  CONTAINERS_CONF="$PODMAN/containers.conf" setsid nohup podman system service --time=0 "unix://$PODMAN_SOCK" \
+    >"$PODMAN/service.log" 2>&1 </dev/null &
+  echo $! >"$PODMAN/pid"
+}
+
+podman_stop() {
+  if [ -f "$PODMAN/health.pid" ]; then kill "$(cat "$PODMAN/health.pid")" 2>/dev/null || true; rm -f "$PODMAN/health.pid"; fi
+  if podman_pid_running; then
+    local pid; pid=$(cat "$PODMAN/pid")
+    kill "$pid" 2>/dev/null || true
+    wait_for 20 "podman service to stop" bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PODMAN/pid"
+}
+
+podman_up() {
+  if ! command -v podman >/dev/null; then
+    need_root
+    log "installing podman (apt-get)"
+    apt-get update -qq >/dev/null || { log "apt-get update failed"; return 1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman >"$DIR/apt-podman.log" 2>&1 \
+      || { log "apt-get install podman failed; see $DIR/apt-podman.log"; return 1; }
+  fi
+  # Debian's package enables podman.socket/podman.service; the tests use their own socket.
+  mkdir -p "$PODMAN"
+  [ -f "$PODMAN/containers.conf" ] || printf '[containers]\n' >"$PODMAN/containers.conf"
+  if ! podman_pid_running || ! podman_ok; then
+    podman_stop
+    podman_service_start
+    wait_for 30 "podman service" podman_ok || { log "podman service did not come up; see $PODMAN/service.log"; return 1; }
+  fi
+  if lacks_sys_resource; then
+    local pid nofile nproc want
+    pid=$(cat "$PODMAN/pid")
+    nofile=$(awk '/^Max open files/ {print $5}' "/proc/$pid/limits")
+    nproc=$(awk '/^Max processes/ {print $4}' "/proc/$pid/limits")
+    want=$(printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' "$nofile" "$nofile" "$nproc" "$nproc")
+    if [ "$(cat "$PODMAN/containers.conf")" != "$want" ]; then
+      log "no CAP_SYS_RESOURCE: podman containers get nofile=$nofile nproc=$nproc (the service's own limits)"
+      printf '%s\n' "$want" >"$PODMAN/containers.conf"
+      podman_stop
+      podman_service_start
+      wait_for 30 "podman service" podman_ok || { log "podman service did not come up; see $PODMAN/service.log"; return 1; }
+    fi
+  fi
+  build_image "unix://$PODMAN_SOCK"
+  if [ ! -f "$PODMAN/health.pid" ] || ! kill -0 "$(cat "$PODMAN/health.pid")" 2>/dev/null; then
+    setsid nohup bash "$0" podman-health-loop >"$PODMAN/health.log" 2>&1 </dev/null &
+    echo $! >"$PODMAN/health.pid"
+  fi
+}
+
+# Runs every running container's HEALTHCHECK at its interval (what Podman's systemd timer does).
+podman_health_loop() {
+  declare -A due=()
+  export CONTAINERS_CONF="$PODMAN/containers.conf"
+  while podman_pid_running; do
+    local now id interval ids
+    now=$(date +%s%N)
+    ids=$(podman ps -q --no-trunc --filter health=starting --filter health=healthy --filter health=unhealthy 2>/dev/null || true)
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086
+      while read -r id interval; do
+        [ -n "$id" ] || continue
+        [ -n "$interval" ] && [ "$interval" -gt 0 ] || interval=30000000000
+        if [ -z "${due[$id]:-}" ] || [ "$now" -ge "${due[$id]}" ]; then
+          due[$id]=$((now + interval))
+          podman healthcheck run "$id" >/dev/null 2>&1 &
+        fi
+      done < <(podman inspect --format '{{.Id}} {{if .Config.Healthcheck}}{{.Config.Healthcheck.Interval.Nanoseconds}}{{end}}' $ids 2>/dev/null || true)
+    fi
+    sleep 0.25
+  done
 }
 
 # ---------- test image ----------
@@ -250,6 +344,8 @@ write_env() {
   "dockerHost": "unix:///var/run/docker.sock",
   "docker2Host": "unix://$DOCKER2_SOCK",
   "docker2Bridge": "$DOCKER2_BRIDGE",
+  "podmanHost": $( [ -n "${PODMAN_READY:-}" ] && echo "\"unix://$PODMAN_SOCK\"" || echo null ),
+  "podmanError": $( [ -n "${PODMAN_READY:-}" ] && echo null || echo "\"${PODMAN_ERROR:-podman was not brought up}\"" ),
   "image": "$IMAGE",
   "script": "$(cd "$(dirname "$0")" && pwd)/testenv.sh",
   "dir": "$DIR"
@@ -258,6 +354,7 @@ JSON
   cat >"$DIR/env.sh" <<SH
 export DISCOVERY_TEST_ETCD_ENDPOINTS=$(plain_endpoints)
 export DISCOVERY_TEST_DOCKER2_HOST=unix://$DOCKER2_SOCK
+export DISCOVERY_TEST_PODMAN_HOST=${PODMAN_READY:+unix://$PODMAN_SOCK}
 export DISCOVERY_TEST_IMAGE=$IMAGE
 SH
 }
@@ -271,8 +368,10 @@ cmd_up() {
   build_image "unix://$DOCKER2_SOCK"
   etcd_up
   etcd_tls_up
+  # Podman's tests fail on their own (env.json names the reason); the rest run without it.
+  if podman_up; then PODMAN_READY=1; else PODMAN_ERROR="podman could not be brought up; see $PODMAN/service.log and $DIR/apt-podman.log"; fi
   write_env
-  log "ready: docker unix:///var/run/docker.sock, docker2 unix://$DOCKER2_SOCK, etcd $(plain_endpoints), etcd-tls https://127.0.0.1:$TLS_CLIENT_PORT"
+  log "ready: docker unix:///var/run/docker.sock, docker2 unix://$DOCKER2_SOCK, podman ${PODMAN_READY:+unix://$PODMAN_SOCK}${PODMAN_ERROR:-}, etcd $(plain_endpoints), etcd-tls https://127.0.0.1:$TLS_CLIENT_PORT"
 }
 
 cmd_down() {
@@ -280,8 +379,9 @@ cmd_down() {
   for n in 1 2 3; do etcd_stop_member "$n"; done
   if tls_running; then kill "$(cat "$DIR/etcd-tls.pid")" 2>/dev/null || true; fi
   docker2_stop
+  podman_stop
   rm -rf "$DIR/etcd1" "$DIR/etcd2" "$DIR/etcd3" "$DIR/etcd-tls"
-  log "stopped etcd members and the second dockerd (the host's dockerd is left running)"
+  log "stopped etcd members, the second dockerd and the podman service (the host's dockerd is left running)"
 }
 
 case "${1:-up}" in
@@ -289,6 +389,7 @@ case "${1:-up}" in
   down) cmd_down ;;
   env) cat "$DIR/env.json" ;;
   status) docker1_ok && echo "docker: up" || echo "docker: down"; docker2_ok && echo "docker2: up" || echo "docker2: down"
+          podman_ok && echo "podman: up" || echo "podman: down"
           etcd_healthy && echo "etcd: healthy" || echo "etcd: unhealthy" ;;
   etcd-start) etcd_start_member "$2" ;;
   etcd-stop) etcd_stop_member "$2" ;;
@@ -298,5 +399,8 @@ case "${1:-up}" in
   etcd-wait) wait_for "${2:-60}" "etcd cluster" etcd_healthy || die "etcd not healthy" ;;
   docker2-stop) docker2_stop ;;
   docker2-start) docker2_start ;;
-  *) die "unknown command '$1' (use up, down, status, env, etcd-start|stop|kill|pause|resume N, etcd-wait, docker2-stop|start)" ;;
+  podman-stop) podman_stop ;;
+  podman-start) mkdir -p "$DIR"; podman_up ;;
+  podman-health-loop) podman_health_loop ;;
+  *) die "unknown command '$1' (use up, down, status, env, etcd-start|stop|kill|pause|resume N, etcd-wait, docker2-stop|start, podman-stop|start)" ;;
 esac

@@ -56,12 +56,19 @@ async function dockerChecks(config: Config, env: NodeJS.ProcessEnv): Promise<Doc
     checks.push({ name: 'docker reachable', ok: false, detail: failure.message, hint: failure.hint })
     return checks
   }
+  let engine: EngineInfo | undefined
   try {
-    const version = (await withTimeout(docker.version(), CALL_TIMEOUT_MS, 'timed out')) as { Version: string; ApiVersion: string }
-    checks.push({ name: 'docker API version', ok: true, detail: `engine ${version.Version}, API ${version.ApiVersion}` })
+    const version = (await withTimeout(docker.version(), CALL_TIMEOUT_MS, 'timed out')) as unknown as VersionAnswer
+    engine = engineFromVersion(version)
+    checks.push({
+      name: 'docker API version',
+      ok: true,
+      detail: engine.kind === 'podman' ? `Podman ${engine.version} through its Docker-compatible API ${version.ApiVersion}` : `engine ${version.Version}, API ${version.ApiVersion}`,
+    })
   } catch (error) {
     checks.push({ name: 'docker API version', ok: false, detail: dockerUnavailable(error, config.docker, 'reading the version').message })
   }
+  if (engine?.kind === 'podman') checks.push(...(await podmanChecks(docker, config)))
   try {
     const since = Math.floor(Date.now() / 1000)
     const stream = (await withTimeout(docker.getEvents({ since, until: since + 1 }), CALL_TIMEOUT_MS + 2_000, 'timed out')) as NodeJS.ReadableStream & { destroy?: () => void }
@@ -76,6 +83,109 @@ async function dockerChecks(config: Config, env: NodeJS.ProcessEnv): Promise<Doc
     })
   }
   return checks
+}
+
+/** What GET /version answers; Podman adds itself to Components. */
+export interface VersionAnswer {
+  Version?: string
+  ApiVersion?: string
+  Components?: { Name?: string; Version?: string }[]
+}
+
+export interface EngineInfo {
+  kind: 'docker' | 'podman'
+  version: string
+}
+
+/** Docker or Podman, from /version: Podman names a "Podman Engine" component (Docker: "Engine"). */
+export function engineFromVersion(answer: VersionAnswer): EngineInfo {
+  const podman = (answer.Components ?? []).find((c) => typeof c?.Name === 'string' && /podman/i.test(c.Name))
+  if (podman) return { kind: 'podman', version: podman.Version || answer.Version || 'unknown' }
+  return { kind: 'docker', version: answer.Version ?? 'unknown' }
+}
+
+/** The parts of GET /info and of running containers' inspect data the Podman checks read. */
+export interface PodmanFacts {
+  /** /info SecurityOptions: rootless Podman lists `name=rootless`. */
+  securityOptions: string[]
+  /** Running containers with a HEALTHCHECK: when they started, how often the check should run, how many results exist. */
+  healthchecked: { name: string; startedAt: string; intervalMs: number; startPeriodMs: number; results: number }[]
+  now: number
+}
+
+/**
+ * What differs when the agent talks to Podman, as doctor checks (warnings: the agent works,
+ * but not quite as with Docker). Pure: the facts are read by podmanChecks.
+ */
+export function podmanWarnings(facts: PodmanFacts, config: Pick<Config, 'agent'>): DoctorCheck[] {
+  const checks: DoctorCheck[] = []
+  const rootless = facts.securityOptions.some((o) => /(^|,)name=rootless(,|$)/.test(o))
+  if (rootless) {
+    const container = config.agent.addressMode === 'container'
+    checks.push({
+      name: 'podman rootless networking',
+      ok: true,
+      warning: true,
+      detail: container
+        ? 'rootless Podman: container addresses live in a user network namespace (slirp4netns/pasta) and are not reachable from other hosts, yet --address-mode is container'
+        : 'rootless Podman: published ports are forwarded by a user-space proxy and bindings report no host IP' +
+          (config.agent.advertiseAddress ? '' : ', so instances get the host address the agent guesses'),
+      hint: container
+        ? 'use --address-mode published (and --advertise-address), or run Podman rootful'
+        : 'set --advertise-address to the address other hosts reach this one at',
+    })
+  }
+  const stalled = facts.healthchecked.filter((c) => {
+    const started = Date.parse(c.startedAt)
+    if (!Number.isFinite(started) || c.results > 0) return false
+    return facts.now - started > c.startPeriodMs + 2 * c.intervalMs + 5_000
+  })
+  if (stalled.length > 0) {
+    const names = stalled.slice(0, 3).map((c) => c.name).join(', ') + (stalled.length > 3 ? ` and ${stalled.length - 3} more` : '')
+    checks.push({
+      name: 'podman health checks',
+      ok: true,
+      warning: true,
+      detail: `the HEALTHCHECK of ${names} has never run: Podman runs health checks from systemd timers, so they stay "starting" (instances unknown) without systemd`,
+      hint: 'run Podman where systemd is PID 1, or run `podman healthcheck run <container>` from another timer at each interval',
+    })
+  }
+  checks.push({
+    name: 'podman events',
+    ok: true,
+    warning: true,
+    detail: 'Podman names no signal in kill events and reports stop only as the container exits: instances are withdrawn at exit, not when a stop begins (Docker: at the SIGTERM)',
+    hint: 'give services a stop grace their clients can ride out; health events (one per check run) are handled',
+  })
+  return checks
+}
+
+async function podmanChecks(docker: import('dockerode'), config: Config): Promise<DoctorCheck[]> {
+  const facts: PodmanFacts = { securityOptions: [], healthchecked: [], now: Date.now() }
+  try {
+    const info = (await withTimeout(docker.info(), CALL_TIMEOUT_MS, 'timed out')) as { SecurityOptions?: unknown }
+    if (Array.isArray(info.SecurityOptions)) facts.securityOptions = info.SecurityOptions.filter((o): o is string => typeof o === 'string')
+    const running = await withTimeout(docker.listContainers({ filters: { status: ['running'] } }), CALL_TIMEOUT_MS, 'timed out')
+    // Bounded: doctor stays quick on a host with hundreds of containers.
+    const inspected = await Promise.all(
+      running.slice(0, 50).map((c) => withTimeout(docker.getContainer(c.Id).inspect(), CALL_TIMEOUT_MS, 'timed out').catch(() => undefined)),
+    )
+    for (const raw of inspected) {
+      const c = raw as unknown as { Name?: string; Config?: { Healthcheck?: { Test?: unknown[]; Interval?: number; StartPeriod?: number } }; State?: { StartedAt?: string; Health?: { Log?: unknown[] | null } } } | undefined
+      const test = c?.Config?.Healthcheck?.Test
+      if (!c || !Array.isArray(test) || test.length === 0 || test[0] === 'NONE') continue
+      facts.healthchecked.push({
+        name: (c.Name ?? '').replace(/^\//, ''),
+        startedAt: c.State?.StartedAt ?? '',
+        intervalMs: (c.Config?.Healthcheck?.Interval || 30e9) / 1e6,
+        startPeriodMs: (c.Config?.Healthcheck?.StartPeriod || 0) / 1e6,
+        results: c.State?.Health?.Log?.length ?? 0,
+      })
+    }
+  } catch (error) {
+    return [{ name: 'podman', ok: true, warning: true, detail: `could not read what differs from Docker: ${(error as Error).message.split('\n')[0]}` }]
+  }
+  return podmanWarnings(facts, config)
 }
 
 async function etcdChecks(config: Config): Promise<DoctorCheck[]> {

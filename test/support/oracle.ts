@@ -232,7 +232,8 @@ export function formatReport(report: OracleReport): string {
 
 async function inspectLabelled(docker: Dockerode, labels: Record<string, string>): Promise<Dockerode.ContainerInspectInfo[]> {
   // Default listing: running, paused and restarting containers (not exited or created).
-  const list = await docker.listContainers({ filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`) } })
+  // (status named: Podman's default listing leaves paused containers out)
+  const list = await docker.listContainers({ filters: { label: Object.entries(labels).map(([k, v]) => `${k}=${v}`), status: ['running', 'paused'] } })
   const out: Dockerode.ContainerInspectInfo[] = []
   for (let i = 0; i < list.length; i += INSPECT_CONCURRENCY) {
     const batch = await Promise.all(
@@ -346,7 +347,8 @@ export function expectedInstances(host: OracleHost, info: Dockerode.ContainerIns
   const imageBase = imageBaseName(info.Config.Image)
   const hasCheck = ['discovery.check.http', 'discovery.check.tcp', 'discovery.check.exec'].some((k) => labelOf(k) !== undefined) || registrator('SERVICE_CHECK_HTTP') !== undefined || registrator('SERVICE_CHECK_TCP') !== undefined
   const test = info.Config.Healthcheck?.Test
-  const dockerCheck = Array.isArray(test) && test.length > 0 ? test[0] !== 'NONE' : info.State.Health !== undefined
+  // (a status, not just the key: Podman reports State.Health {Status: ''} on every container)
+  const dockerCheck = Array.isArray(test) && test.length > 0 ? test[0] !== 'NONE' : Boolean(info.State.Health?.Status)
 
   const instances: ExpectedInstance[] = []
   for (const endpoint of kept) {

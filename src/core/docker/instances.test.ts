@@ -1178,3 +1178,50 @@ describe('Registrator keys that are malformed here', () => {
     },
   ])
 })
+
+// podman-*.json: real answers of Podman 4.3.1's Docker-compatible API (rootful, CNI), same test image.
+describe('containerToInstances: Podman containers register as Docker ones do', () => {
+  runCases([
+    {
+      name: 'Podman, port on 127.0.0.1: that address and port, service from the image (docker.io/ prefix ignored)',
+      given: () => fixture('podman-single'),
+      instances: [{ id: 'node-1:podman-single:80', service: 'busybox', address: '127.0.0.1', port: 18181, container: { name: 'podman-single', port: 80, protocol: 'tcp' } }],
+    },
+    {
+      name: 'Podman, HostIp "" (every address): the host address, as for 0.0.0.0',
+      given: () => fixture('podman-allips'),
+      instances: [{ id: 'node-1:podman-allips:80', service: 'web', address: '192.0.2.2', port: 18182 }],
+    },
+    {
+      name: 'Podman, HostIp "" with an advertise address: the advertise address',
+      given: () => fixture('podman-allips'),
+      options: { advertiseAddress: '203.0.113.7' },
+      instances: [{ address: '203.0.113.7', port: 18182 }],
+    },
+    {
+      name: 'Podman, container mode: the address on the "podman" network although the mode says "bridge"',
+      given: () => fixture('podman-single'),
+      options: { addressMode: 'container' },
+      instances: [{ address: '10.88.0.6', port: 80 }],
+    },
+    {
+      name: 'Podman, container mode on a user network (--network names it)',
+      given: () => fixture('podman-nets'),
+      options: { addressMode: 'container', network: 'pmnet' },
+      instances: [{ id: 'node-1:podman-nets:8080', address: '10.89.0.2', port: 8080 }],
+    },
+    {
+      name: 'Podman, host networking with Networks {} and discovery.port: the host address',
+      given: () => fixture('podman-host'),
+      instances: [{ id: 'node-1:podman-host:18183', address: '192.0.2.2', port: 18183 }],
+    },
+    { name: 'Podman, --network none (Networks {}) in container mode', given: () => fixture('podman-none'), options: { addressMode: 'container' }, skipped: /no exposed ports|no container IP/ },
+    { name: 'Podman, paused', given: () => fixture('podman-paused'), skipped: 'paused' },
+    { name: 'Podman, created but not started', given: () => fixture('podman-exited'), skipped: 'not running (created)' },
+    {
+      name: 'Podman, HEALTHCHECK unhealthy: still registered (health is the agent’s to judge)',
+      given: () => fixture('podman-unhealthy'),
+      instances: [{ id: 'node-1:podman-unhealthy:80', port: 18185 }],
+    },
+  ])
+})

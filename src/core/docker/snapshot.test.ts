@@ -225,3 +225,63 @@ describe('parsePortKey', () => {
     if (port) expect(formatPort(port)).toBe(key.includes('/') ? key : `${key}/tcp`)
   })
 })
+
+// podman-*.json are real `GET /containers/{id}/json` answers of Podman 4.3.1's Docker-compatible
+// API (`podman system service`, rootful, CNI networking, Debian 12), same test image.
+describe('snapshotFromInspect on real Podman output', () => {
+  const running = { running: true, paused: false, restarting: false, status: 'running' }
+  const cases: { fixture: string; why: string; expected: Partial<ContainerSnapshot> }[] = [
+    {
+      fixture: 'podman-single',
+      why: 'Podman sends Health {Status: ""} for a container without a HEALTHCHECK: no check; its network is "podman" under mode "bridge"',
+      expected: {
+        name: 'podman-single',
+        image: 'docker.io/discovery-test/busybox:1',
+        state: running,
+        hasHealthcheck: false,
+        ports: [{ containerPort: 80, protocol: 'tcp', bindings: [{ hostIp: '127.0.0.1', hostPort: 18181 }] }],
+        networkMode: 'bridge',
+        networks: { podman: { ipAddress: '10.88.0.6' } },
+      },
+    },
+    {
+      fixture: 'podman-allips',
+      why: 'a port published on every address has HostIp "" (Docker: 0.0.0.0 and ::)',
+      expected: { ports: [{ containerPort: 80, protocol: 'tcp', bindings: [{ hostIp: '', hostPort: 18182 }] }] },
+    },
+    { fixture: 'podman-host', why: 'host networking: Networks is {} (Docker: {host: {}})', expected: { networkMode: 'host', networks: {}, ports: [], exposedPorts: [] } },
+    { fixture: 'podman-none', why: 'no networking: Networks is {}', expected: { networkMode: 'none', networks: {} } },
+    {
+      fixture: 'podman-nets',
+      why: 'a user network: mode still says "bridge", the network is named in Networks; an exposed port is `null`',
+      expected: { networkMode: 'bridge', networks: { pmnet: { ipAddress: '10.89.0.2' } }, ports: [{ containerPort: 8080, protocol: 'tcp', bindings: [] }] },
+    },
+    { fixture: 'podman-health', why: 'HEALTHCHECK healthy', expected: { hasHealthcheck: true, state: { ...running, health: 'healthy' } } },
+    { fixture: 'podman-unhealthy', why: 'HEALTHCHECK unhealthy', expected: { hasHealthcheck: true, state: { ...running, health: 'unhealthy' } } },
+    { fixture: 'podman-starting', why: 'HEALTHCHECK not run yet', expected: { hasHealthcheck: true, state: { ...running, health: 'starting' } } },
+    { fixture: 'podman-paused', why: 'paused', expected: { hasHealthcheck: false, state: { running: true, paused: true, restarting: false, status: 'paused' } } },
+    { fixture: 'podman-exited', why: 'created, never started: an empty address on its network', expected: { state: { running: false, paused: false, restarting: false, status: 'created' }, networks: { podman: {} } } },
+  ]
+
+  it.each(cases)('$fixture: $why', ({ fixture, expected }) => {
+    // Given the inspect JSON of a real Podman container
+    const inspect = inspectFixture(fixture)
+    // When it is normalised
+    const snapshot = snapshotFromInspect(inspect)
+    // Then it reads as the same container would from Docker
+    expect(snapshot).toMatchObject(expected)
+  })
+
+  it('Given Networks empty but the legacy top-level address set (Podman can report either), When normalised, Then the address is kept under the network mode', () => {
+    // Given
+    const inspect = inspectWith('podman-single', (raw) => (raw.NetworkSettings.Networks = {}))
+    // When
+    const snapshot = snapshotFromInspect(inspect)
+    // Then
+    expect(snapshot.networks).toEqual({ bridge: { ipAddress: '10.88.0.6' } })
+  })
+
+  it('Given host networking with Networks empty and no address, When normalised, Then no network is invented', () => {
+    expect(snapshotFromInspect(inspectFixture('podman-host')).networks).toEqual({})
+  })
+})

@@ -114,15 +114,16 @@ export function snapshotFromInspect(inspect: Dockerode.ContainerInspectInfo): Co
       .sort(comparePorts),
     ports: publishedPorts(networkSettings.Ports),
     networkMode: asString(hostConfig.NetworkMode) || 'default',
-    networks: networks(networkSettings.Networks),
+    networks: networks(networkSettings.Networks, networkSettings.IPAddress, networkSettings.GlobalIPv6Address, asString(hostConfig.NetworkMode)),
   }
 }
 
 function hasHealthcheck(healthcheck: unknown, stateHealth: unknown): boolean {
   const test = asObject(healthcheck).Test
   if (Array.isArray(test) && test.length > 0) return test[0] !== 'NONE'
-  // Older engines may report health without the config that produced it.
-  return typeof stateHealth === 'object' && stateHealth !== null
+  // Older engines may report health without the config that produced it. Podman reports
+  // `Health: {Status: ""}` for every container, with or without a check: no status, no check.
+  return typeof stateHealth === 'object' && stateHealth !== null && asString((stateHealth as Record<string, unknown>).Status) !== ''
 }
 
 function publishedPorts(ports: unknown): PublishedPort[] {
@@ -148,8 +149,21 @@ function hostBindings(bindings: unknown): HostBinding[] {
   return result
 }
 
-function networks(value: unknown): Record<string, ContainerNetwork> {
-  const entries = Object.entries(asObject(value))
+/**
+ * NetworkSettings.Networks, or when an engine leaves it empty but still reports the legacy
+ * top-level address (Podman can: `Networks: {}` beside `IPAddress`), that address under the
+ * network mode's name. An empty map stays empty: host and none have no address of their own.
+ */
+function networks(value: unknown, legacyIPv4?: unknown, legacyIPv6?: unknown, networkMode?: string): Record<string, ContainerNetwork> {
+  const named = Object.entries(asObject(value))
+  if (named.length === 0) {
+    const ipAddress = asString(legacyIPv4)
+    const globalIPv6Address = asString(legacyIPv6)
+    if (!ipAddress && !globalIPv6Address) return {}
+    const name = networkMode && networkMode !== 'default' && !networkMode.startsWith('container:') ? networkMode : 'bridge'
+    return { [name]: { ...(ipAddress ? { ipAddress } : {}), ...(globalIPv6Address ? { globalIPv6Address } : {}) } }
+  }
+  const entries = named
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([name, settings]): [string, ContainerNetwork] => {
       const net = asObject(settings)

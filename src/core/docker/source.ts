@@ -32,6 +32,18 @@ export interface DockerSourceEvents {
 /** Actions that change what a container should be registered as; everything else (exec_*, top, …) is noise. */
 const CONTAINER_ACTIONS = ['start', 'restart', 'die', 'stop', 'kill', 'destroy', 'pause', 'unpause', 'rename', 'health_status', 'update', 'oom']
 const NETWORK_ACTIONS = ['connect', 'disconnect']
+/**
+ * Podman's names for the same moments (its Docker-compatible /events, 4.3, recorded in
+ * fixtures/podman-events.json): a container's end is `died` to its server-side filter (though
+ * it is reported as `die`: asking for `die` alone gets none), its removal is `remove`
+ * (Docker: `destroy`). Asked for in the filter as well: Docker validates only the filter's
+ * keys, so names it never sends cost nothing there.
+ */
+const PODMAN_FILTER_ACTIONS = ['died', 'remove']
+/** Podman's action names as Docker spells them, so the agent sees one vocabulary. */
+const PODMAN_ACTION_ALIASES: Readonly<Record<string, string>> = { died: 'die', remove: 'destroy' }
+/** Podman emits health_status before the check it reports has updated the state: look again after this. */
+export const PODMAN_HEALTH_SETTLE_MS = 750
 
 /**
  * The Docker side: inspections on demand and a resilient event stream. Events are hints
@@ -46,6 +58,11 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   private attempt = 0
   private everConnected = false
   private retryTimer?: NodeJS.Timeout
+  /** Last health reported per container, so Podman's one-event-per-check-run becomes one event per change. */
+  private readonly lastHealth = new Map<string, string>()
+  private readonly settleTimers = new Map<string, NodeJS.Timeout>()
+  /** The engine rejected status=restarting (Podman): list without it. */
+  private noRestartingState = false
 
   constructor(
     /** A client without a request timeout: /events is idle for long stretches. */
@@ -62,13 +79,26 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   stop(): void {
     this.stopped = true
     clearTimeout(this.retryTimer)
+    for (const timer of this.settleTimers.values()) clearTimeout(timer)
+    this.settleTimers.clear()
     this.stream?.destroy?.()
     this.stream = undefined
   }
 
   /** Running (and paused) containers' ids. */
   async listRunningIds(): Promise<string[]> {
-    const containers = await this.docker.listContainers({ filters: { status: ['running', 'paused', 'restarting'] } })
+    if (!this.noRestartingState) {
+      try {
+        const containers = await this.docker.listContainers({ filters: { status: ['running', 'paused', 'restarting'] } })
+        return containers.map((c) => c.Id)
+      } catch (error) {
+        if (!isUnknownStateError(error)) throw error
+        // Podman has no "restarting" state and rejects the whole filter (HTTP 500 "unknown
+        // container state: restarting"); its restarting containers are listed as running.
+        this.noRestartingState = true
+      }
+    }
+    const containers = await this.docker.listContainers({ filters: { status: ['running', 'paused'] } })
     return containers.map((c) => c.Id)
   }
 
@@ -90,7 +120,7 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     try {
       const stream = (await this.docker.getEvents({
         ...(since ? { since } : {}),
-        filters: JSON.stringify({ type: ['container', 'network'], event: [...CONTAINER_ACTIONS, ...NETWORK_ACTIONS] }),
+        filters: JSON.stringify({ type: ['container', 'network'], event: [...CONTAINER_ACTIONS, ...PODMAN_FILTER_ACTIONS, ...NETWORK_ACTIONS] }),
       } as unknown as Parameters<Docker['getEvents']>[0])) as NodeJS.ReadableStream & { destroy?: () => void }
       if (this.stopped) {
         stream.destroy?.()
@@ -132,27 +162,64 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   }
 
   private handleLine(line: string): void {
-    let raw: { Type?: string; Action?: string; status?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> }; timeNano?: number | string; time?: number }
+    let raw: unknown
     try {
       raw = JSON.parse(line)
     } catch {
       return // not an event; Docker never sends this, a proxy might
     }
-    const rawAction = raw.Action ?? raw.status ?? ''
-    const timeNano = raw.timeNano !== undefined ? BigInt(raw.timeNano) : BigInt(raw.time ?? 0) * 1_000_000_000n
+    const timeNano = eventTimeNano(raw)
     if (this.lastTimeNano === undefined || timeNano > this.lastTimeNano) this.lastTimeNano = timeNano
-    const attributes = raw.Actor?.Attributes ?? {}
-    const action = rawAction.split(':')[0].trim()
-    let containerId: string | undefined
-    if (raw.Type === 'network') {
-      if (!NETWORK_ACTIONS.includes(action)) return
-      containerId = attributes.container
-    } else {
-      if (!CONTAINER_ACTIONS.includes(action)) return
-      containerId = raw.Actor?.ID ?? raw.id
+    for (const event of normalizeEvent(raw)) this.dispatch(event)
+  }
+
+  /**
+   * Health events are deduplicated per container: Docker sends one per change, Podman one per
+   * check run, and with the status from before that run (its event is written before the
+   * result is). So a Podman health event is followed by one inspection once the check has
+   * had time to finish, and the agent is told only when the status really changed.
+   */
+  private dispatch(event: ContainerEvent): void {
+    const id = event.containerId
+    if (event.action !== 'health_status') {
+      // A new run (or its end) starts health over: the next status is news whatever it is.
+      if (['start', 'restart', 'die', 'destroy'].includes(event.action)) this.lastHealth.delete(id)
+      this.emit('event', event)
+      return
     }
-    if (!containerId) return
-    this.emit('event', { containerId, action, rawAction, attributes, timeNano })
+    if (isPodmanEvent(event)) {
+      this.settleHealth(id, event)
+      return
+    }
+    const status = healthOf(event.rawAction)
+    if (status !== undefined) {
+      if (this.lastHealth.get(id) === status) return
+      this.lastHealth.set(id, status)
+    }
+    this.emit('event', event)
+  }
+
+  private settleHealth(id: string, event: ContainerEvent): void {
+    if (this.settleTimers.has(id)) return // one look covers every event until it runs
+    const timer = setTimeout(() => {
+      this.settleTimers.delete(id)
+      void this.docker
+        .getContainer(id)
+        .inspect()
+        .then((raw) => {
+          if (this.stopped) return
+          const status = (raw as unknown as { State?: { Health?: { Status?: unknown } } }).State?.Health?.Status
+          if (typeof status !== 'string' || !status || this.lastHealth.get(id) === status) return
+          this.lastHealth.set(id, status)
+          this.emit('event', { ...event, rawAction: `health_status: ${status}`, attributes: { ...event.attributes, health_status: status } })
+        })
+        .catch(() => {
+          // Gone (404) or Docker trouble: its die/destroy event or the next resync tells the agent.
+          if (!this.stopped) this.emit('event', event)
+        })
+    }, PODMAN_HEALTH_SETTLE_MS)
+    timer.unref?.()
+    this.settleTimers.set(id, timer)
   }
 
   private scheduleReconnect(error: unknown): void {
@@ -162,6 +229,92 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     clearTimeout(this.retryTimer)
     this.retryTimer = setTimeout(() => void this.connect(), retryInMs)
   }
+}
+
+interface RawEvent {
+  Type?: string
+  Action?: string
+  status?: string
+  id?: string
+  Actor?: { ID?: string; Attributes?: Record<string, string> }
+  timeNano?: number | string
+  time?: number
+  /** Podman 4: the health status of a health_status event (Docker puts it in the action). */
+  HealthStatus?: string
+}
+
+function eventTimeNano(value: unknown): bigint {
+  const raw = (typeof value === 'object' && value !== null ? value : {}) as RawEvent
+  try {
+    return raw.timeNano !== undefined ? BigInt(raw.timeNano) : BigInt(raw.time ?? 0) * 1_000_000_000n
+  } catch {
+    return 0n
+  }
+}
+
+/**
+ * One line of GET /events → the event the agent acts on (none or one). Pure; Docker's and
+ * Podman's spellings both read here:
+ *   - Podman's `remove`/`died` are Docker's `destroy`/`die`;
+ *   - Podman's network events name the container in Actor.ID (Docker: attribute `container`);
+ *   - Podman's health status is in `HealthStatus` or an attribute, not the action text: it is
+ *     put back as `health_status: <status>` (a stale one: see dispatch).
+ * Not repairable here: Podman's kill event carries no `signal` and its `stop` event comes only
+ * as the container exits, so nothing announces an exit early; the agent withdraws the
+ * instances at `die`, as it does after a Docker SIGKILL.
+ */
+export function normalizeEvent(value: unknown): ContainerEvent[] {
+  // An array: the caller loops, and an event that means nothing to the agent is simply none.
+  if (typeof value !== 'object' || value === null) return []
+  const raw = value as RawEvent
+  const reported = String(raw.Action ?? raw.status ?? '')
+  const timeNano = eventTimeNano(raw)
+  const attributes: Record<string, string> = { ...(raw.Actor?.Attributes ?? {}) }
+  const podman = isPodmanAttributes(attributes) || raw.HealthStatus !== undefined
+  const reportedAction = reported.split(':')[0].trim()
+  const alias = podman || !CONTAINER_ACTIONS.includes(reportedAction) ? PODMAN_ACTION_ALIASES[reportedAction] : undefined
+  const action = alias ?? reportedAction
+  // Logs and metrics (discovery_docker_events_total{action}) then count one vocabulary too.
+  let rawAction = alias ?? reported
+  if (raw.Type === 'network') {
+    if (!NETWORK_ACTIONS.includes(action)) return []
+    const containerId = attributes.container ?? (podman ? raw.Actor?.ID : undefined)
+    return containerId ? [{ containerId, action, rawAction, attributes, timeNano }] : []
+  }
+  if (!CONTAINER_ACTIONS.includes(action)) return []
+  const containerId = raw.Actor?.ID ?? raw.id
+  if (!containerId) return []
+  if (action === 'health_status' && !reported.includes(':')) {
+    const status = raw.HealthStatus || attributes.health_status || attributes.healthStatus
+    if (status) {
+      attributes.health_status = status
+      rawAction = `health_status: ${status}`
+    }
+  }
+  return [{ containerId, action, rawAction, attributes, timeNano }]
+}
+
+/** Podman's events carry its pod's id (empty outside a pod) and the exit code on every container event. */
+function isPodmanAttributes(attributes: Record<string, string>): boolean {
+  return Object.hasOwn(attributes, 'podId') && Object.hasOwn(attributes, 'containerExitCode')
+}
+
+function isPodmanEvent(event: ContainerEvent): boolean {
+  return isPodmanAttributes(event.attributes)
+}
+
+/** Podman's answer to a status filter naming a state it doesn't have. */
+export function isUnknownStateError(error: unknown): boolean {
+  const err = error as { statusCode?: number; message?: string; json?: { message?: string } } | undefined
+  const text = `${err?.json?.message ?? ''} ${err?.message ?? ''}`
+  return (err?.statusCode === 500 || err?.statusCode === 400) && /unknown container state/i.test(text)
+}
+
+/** `health_status: healthy` → healthy. */
+function healthOf(rawAction: string): string | undefined {
+  const colon = rawAction.indexOf(':')
+  const status = colon >= 0 ? rawAction.slice(colon + 1).trim() : ''
+  return status || undefined
 }
 
 /** Docker's `since` takes `<seconds>.<nanoseconds>`; resume just after the last event seen. */

@@ -1,0 +1,236 @@
+import { readFileSync } from 'node:fs'
+import { PassThrough } from 'node:stream'
+import type Docker from 'dockerode'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { DockerSource, normalizeEvent, PODMAN_HEALTH_SETTLE_MS, type ContainerEvent } from './source.js'
+
+// fixtures/podman-events.json: the filtered GET /events stream of a real Podman 4.3.1 service
+// (`podman system service`, rootful, Debian 12) while one container started, ran four health
+// checks (healthy, healthy, file removed, unhealthy), was connected to and disconnected from a
+// network, killed with TERM (PID 1 ignores it), stopped and removed.
+const podmanEvents = JSON.parse(readFileSync(new URL('./fixtures/podman-events.json', import.meta.url), 'utf8')) as Record<string, unknown>[]
+const podmanId = '8585230a127b527ad7012f25663f20a4a9bb4dff3404baaaba4091b6deb76a87'
+
+// Real Docker 20.10 lines (second test dockerd), for the same moments.
+const dockerHealth = {
+  status: 'health_status: healthy',
+  id: '9a8f8d736a658277bdf95f9f6071b79201e8f3197c46bbc8303f95795234ed4a',
+  from: 'discovery-test/busybox:1',
+  Type: 'container',
+  Action: 'health_status: healthy',
+  Actor: { ID: '9a8f8d736a658277bdf95f9f6071b79201e8f3197c46bbc8303f95795234ed4a', Attributes: { image: 'discovery-test/busybox:1', name: 'd2ev' } },
+  scope: 'local',
+  time: 1796534305,
+  // As JSON.parse reads the real line's 1796534305594303133 (a double: nanoseconds lose precision).
+  timeNano: JSON.parse('1796534305594303133') as number,
+}
+const dockerConnect = {
+  Type: 'network',
+  Action: 'connect',
+  Actor: {
+    ID: '123ee0f03ae721e67c64c4e36232383e922751dac645fa8078aa124f8df86ed8',
+    Attributes: { container: '9a8f8d736a658277bdf95f9f6071b79201e8f3197c46bbc8303f95795234ed4a', name: 'bridge', type: 'bridge' },
+  },
+  scope: 'local',
+  time: 1796534304,
+  timeNano: JSON.parse('1796534304287235501') as number,
+}
+
+const brief = (events: ContainerEvent[]) => events.map((e) => `${e.action}|${e.rawAction}|${e.containerId.slice(0, 12)}`)
+
+describe('normalizeEvent: Podman and Docker spellings → one vocabulary', () => {
+  it('Given the recorded Podman stream, When every line is normalised, Then the agent sees Docker’s actions, the container behind network events and the health value in the action', () => {
+    // When
+    const events = podmanEvents.flatMap((raw) => normalizeEvent(raw))
+    // Then
+    const id = podmanId.slice(0, 12)
+    expect(brief(events)).toEqual([
+      `start|start|${id}`,
+      `health_status|health_status: starting|${id}`,
+      `health_status|health_status: healthy|${id}`,
+      `health_status|health_status: healthy|${id}`,
+      `health_status|health_status: unhealthy|${id}`,
+      `connect|connect|${id}`,
+      `disconnect|disconnect|${id}`,
+      `kill|kill|${id}`,
+      `die|die|${id}`,
+      `destroy|destroy|${id}`,
+    ])
+    // Podman's kill names no signal: nothing for the agent to drain on (it withdraws at die).
+    expect(events.find((e) => e.action === 'kill')?.attributes.signal).toBeUndefined()
+  })
+
+  const cases: { name: string; raw: unknown; expected: string[] }[] = [
+    { name: 'Docker health event keeps its action', raw: dockerHealth, expected: ['health_status|health_status: healthy|9a8f8d736a65'] },
+    { name: 'Docker network event names the container in an attribute, not Actor.ID (the network)', raw: dockerConnect, expected: ['connect|connect|9a8f8d736a65'] },
+    {
+      name: 'Podman 5 style: health value in an attribute',
+      raw: { Type: 'container', Action: 'health_status', Actor: { ID: 'abc', Attributes: { podId: '', containerExitCode: '0', health_status: 'unhealthy' } }, timeNano: 1 },
+      expected: ['health_status|health_status: unhealthy|abc'],
+    },
+    {
+      name: 'a Docker network event without a container attribute is dropped (Actor.ID is a network)',
+      raw: { Type: 'network', Action: 'connect', Actor: { ID: 'net1', Attributes: { name: 'bridge' } }, timeNano: 1 },
+      expected: [],
+    },
+    { name: 'exec noise is dropped', raw: { Type: 'container', Action: 'exec_died', Actor: { ID: 'abc', Attributes: {} } }, expected: [] },
+    { name: 'not an object', raw: 'start', expected: [] },
+    { name: 'an old engine’s status/id only', raw: { status: 'die', id: 'abc', time: 5 }, expected: ['die|die|abc'] },
+  ]
+  it.each(cases)('Given $name, When normalised, Then $expected', ({ raw, expected }) => {
+    expect(brief(normalizeEvent(raw))).toEqual(expected)
+  })
+
+  it('Given the Podman stream, When time is read, Then each event keeps its nanosecond timestamp (for `since` on reconnect)', () => {
+    const events = podmanEvents.flatMap((raw) => normalizeEvent(raw))
+    expect(events.every((e, i) => i === 0 || e.timeNano >= events[i - 1].timeNano)).toBe(true)
+    expect(events[0].timeNano).toBe(BigInt(podmanEvents[0].timeNano as number))
+  })
+})
+
+/** A dockerode stand-in: an event stream the test writes to, and inspect answers it controls. */
+function fakeDocker(health: () => string | Error) {
+  const stream = new PassThrough()
+  const inspects: string[] = []
+  const docker = {
+    getEvents: async () => stream,
+    getContainer: (id: string) => ({
+      inspect: async () => {
+        inspects.push(id)
+        const h = health()
+        if (h instanceof Error) throw h
+        return { Id: id, State: { Running: true, Health: { Status: h } } }
+      },
+    }),
+  } as unknown as Docker
+  return { docker, stream, inspects }
+}
+
+describe('DockerSource: health events, one per change', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('Given Podman’s one-event-per-check-run stream with stale values, When the checks run, Then the agent gets one event per real change, with the value inspected after the check settled', async () => {
+    vi.useFakeTimers()
+    let real = 'healthy'
+    const { docker, stream, inspects } = fakeDocker(() => real)
+    const source = new DockerSource(docker)
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.rawAction))
+    await source.start()
+    const healthLines = podmanEvents.filter((e) => e.Action === 'health_status')
+    const send = async (raw: unknown) => {
+      stream.write(JSON.stringify(raw) + '\n')
+      await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
+    }
+    // When: run 1 says "starting" (the state before it), the container is really healthy
+    await send(healthLines[0])
+    // Then: the settled value, not the stale one
+    expect(seen).toEqual(['health_status: healthy'])
+    // When: run 2, nothing changed
+    await send(healthLines[1])
+    expect(seen).toEqual(['health_status: healthy'])
+    // When: the check starts failing; run 3's event still says healthy
+    real = 'unhealthy'
+    await send(healthLines[2])
+    expect(seen).toEqual(['health_status: healthy', 'health_status: unhealthy'])
+    await send(healthLines[3])
+    expect(seen).toEqual(['health_status: healthy', 'health_status: unhealthy'])
+    // Every check run was looked at once
+    expect(inspects.length).toBe(4)
+    source.stop()
+  })
+
+  it('Given several Podman health events within the settle time, When they arrive together, Then one inspection covers them', async () => {
+    vi.useFakeTimers()
+    const { docker, stream, inspects } = fakeDocker(() => 'healthy')
+    const source = new DockerSource(docker)
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.rawAction))
+    await source.start()
+    const line = podmanEvents.find((e) => e.Action === 'health_status')
+    for (let i = 0; i < 5; i++) stream.write(JSON.stringify(line) + '\n')
+    await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
+    expect(inspects.length).toBe(1)
+    expect(seen).toEqual(['health_status: healthy'])
+    source.stop()
+  })
+
+  it('Given a container restarts, When Podman reports the same status as before the restart, Then it is news again (the restart reset it)', async () => {
+    vi.useFakeTimers()
+    const { docker, stream } = fakeDocker(() => 'healthy')
+    const source = new DockerSource(docker)
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.rawAction))
+    await source.start()
+    const health = podmanEvents.find((e) => e.Action === 'health_status')
+    const start = podmanEvents.find((e) => e.Action === 'start')
+    for (const raw of [health, start, health]) {
+      stream.write(JSON.stringify(raw) + '\n')
+      await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
+    }
+    expect(seen).toEqual(['health_status: healthy', 'start', 'health_status: healthy'])
+    source.stop()
+  })
+
+  it('Given the container is gone when the settle inspection runs, When inspect fails, Then the event is passed on as it came (the agent finds out)', async () => {
+    vi.useFakeTimers()
+    const { docker, stream } = fakeDocker(() => Object.assign(new Error('no such container'), { statusCode: 404 }))
+    const source = new DockerSource(docker)
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.rawAction))
+    await source.start()
+    stream.write(JSON.stringify(podmanEvents.find((e) => e.Action === 'health_status')) + '\n')
+    await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
+    expect(seen).toEqual(['health_status: starting'])
+    source.stop()
+  })
+
+  it('Given Docker’s health events (one per change), When the same status repeats across a reconnect-free stream, Then the duplicate is dropped and no inspection is made', async () => {
+    const { docker, stream, inspects } = fakeDocker(() => 'healthy')
+    const source = new DockerSource(docker)
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.rawAction))
+    await source.start()
+    const unhealthy = { ...dockerHealth, Action: 'health_status: unhealthy', status: 'health_status: unhealthy' }
+    for (const raw of [dockerHealth, dockerHealth, unhealthy, dockerHealth]) stream.write(JSON.stringify(raw) + '\n')
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(seen).toEqual(['health_status: healthy', 'health_status: unhealthy', 'health_status: healthy'])
+    expect(inspects).toEqual([])
+    source.stop()
+  })
+})
+
+describe('DockerSource.listRunningIds: Podman has no "restarting" state', () => {
+  // What Podman 4.3.1 answers to GET /containers/json?filters={"status":["running","paused","restarting"]}
+  const podmanRefusal = Object.assign(new Error('(HTTP code 500) server error - unknown container state: restarting: invalid argument '), {
+    statusCode: 500,
+    json: { cause: 'invalid argument', message: 'unknown container state: restarting: invalid argument', response: 500 },
+  })
+
+  it('Given an engine that rejects the restarting filter, When running containers are listed twice, Then the first call falls back and the second asks without it straight away', async () => {
+    // Given
+    const calls: string[][] = []
+    const docker = {
+      listContainers: async (opts: { filters: { status: string[] } }) => {
+        calls.push(opts.filters.status)
+        if (opts.filters.status.includes('restarting')) throw podmanRefusal
+        return [{ Id: 'a' }, { Id: 'b' }]
+      },
+    } as unknown as Docker
+    const source = new DockerSource(docker)
+    // When
+    const first = await source.listRunningIds()
+    const second = await source.listRunningIds()
+    // Then
+    expect(first).toEqual(['a', 'b'])
+    expect(second).toEqual(['a', 'b'])
+    expect(calls).toEqual([['running', 'paused', 'restarting'], ['running', 'paused'], ['running', 'paused']])
+  })
+
+  it('Given Docker trouble of another kind, When listing, Then the error is thrown (not mistaken for Podman)', async () => {
+    const docker = { listContainers: async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })) } as unknown as Docker
+    await expect(new DockerSource(docker).listRunningIds()).rejects.toThrow('ECONNREFUSED')
+  })
+})
