@@ -62,6 +62,7 @@ capture() { # capture <columns> <rows>
     new-session -d -s watch -x "$cols" -y "$rows" \
     "env -u CI -u CONTINUOUS_INTEGRATION node bin/run.js watch ${ETCD_ARGS[*]} --prefix $PREFIX --node $NODE --no-exposed-by-default; echo \$? > $exit_file"
   wait_screen 60 "^discovery-agent · node $NODE"
+  tmux -L "$SOCKET" send-keys -t watch 2   # the Instances view (Services is the first)
   # Other tests' containers may carry discovery.enable=true too: show only these (the filter key).
   tmux -L "$SOCKET" send-keys -t watch / && tmux -L "$SOCKET" send-keys -t watch -l "$TAG" && tmux -L "$SOCKET" send-keys -t watch Enter
   wait_screen 60 "web +${NAMES[0]}:80 .* passing +HTTP 200"

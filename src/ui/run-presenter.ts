@@ -1,4 +1,5 @@
 import type { AgentStore } from '../core/store.js'
+import type { TuiActions } from './tui/actions.js'
 import { formatEventJson, formatEventLine } from './event-printers.js'
 import type { OutputMode } from './output-mode.js'
 import type { Theme } from './theme.js'
@@ -8,22 +9,38 @@ export interface Presenter {
   close(): Promise<void>
 }
 
+export interface PresenterOptions {
+  /** What the TUI may ask of the agent (run a check, maintenance, deregister); those not given say "not available". */
+  actions?: TuiActions
+}
+
 /**
  * Attaches the presenter for the output mode to the store: NDJSON lines, timestamped plain
  * lines, or the Ink TUI (loaded only here, so other commands never pay for React).
  */
-export async function startPresenter(mode: OutputMode, store: AgentStore, theme: Theme, onQuit: () => void): Promise<Presenter> {
+export async function startPresenter(mode: OutputMode, store: AgentStore, theme: Theme, onQuit: () => void, options: PresenterOptions = {}): Promise<Presenter> {
   if (mode === 'tty') {
-    const [{ render }, { createElement }, { App }] = await withoutCiVariables(() => Promise.all([import('ink'), import('react'), import('./tui/App.js')]))
+    const [{ render }, { createElement }, { App }, { CheckHistory }] = await withoutCiVariables(() =>
+      Promise.all([import('ink'), import('react'), import('./tui/App.js'), import('./tui/check-history.js')]),
+    )
+    // Check results are kept from now on, before the first frame (the detail pane's history).
+    const history = new CheckHistory()
+    const detach = history.attach(store)
+    // The clipboard through the terminal (OSC 52): a sequence that moves no cursor, so Ink's frame is untouched.
+    const copy = async (text: string): Promise<string> => {
+      process.stdout.write(`\u001b]52;c;${Buffer.from(text).toString('base64')}\u0007`)
+      return 'sent to the clipboard where the terminal allows'
+    }
     // A terminal rewraps what is on screen when it is resized, so Ink can no longer erase its
     // previous frame line by line and would leave fragments behind: clear the screen first (this
     // listener is added before Ink's, so it runs first); the TUI then reprints the recent log.
     const clearOnResize = (): void => void process.stdout.write('\u001b[2J\u001b[H')
     process.stdout.on('resize', clearOnResize)
-    const instance = render(createElement(App, { store, onQuit, color: theme.color }), { exitOnCtrlC: false, maxFps: 10, patchConsole: true })
+    const instance = render(createElement(App, { store, onQuit, color: theme.color, history, actions: { copy, ...options.actions } }), { exitOnCtrlC: false, maxFps: 10, patchConsole: true })
     return {
       close: async () => {
         process.stdout.off('resize', clearOnResize)
+        detach()
         store.flush()
         // Let the last frame (the "stopped" line) render before unmounting.
         await new Promise((resolve) => setTimeout(resolve, 150))

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { InstanceRecord } from '../../src/core/model.js'
+import { createResolver } from '../../src/core/resolver/resolver.js'
 import { freePorts } from '../../src/core/net.js'
 import { etcdFlags, runCli, uniquePrefix, waitFor } from '../support/cli.js'
 import { Containers, dockerAt, etcdClient, instancesUnder, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
@@ -82,6 +83,24 @@ describe('maint', () => {
     const again = await runCli(['maint', 'disable', '--service', service, ...etcdFlags(prefix)])
     expect(again.code).toBe(1)
     expect(again.stderr).toMatch(/is not in maintenance/)
+  })
+
+  it('Given the resolver library following the service, When a node goes into maintenance and back, Then its instances leave the healthy table within 1 s and return', async () => {
+    const resolver = await createResolver(service, { etcdEndpoints: env.etcdEndpoints, prefix })
+    try {
+      await waitFor(() => resolver.instances().length === 2, 10_000, 'both in the resolver table')
+      const started = performance.now()
+      expect((await runCli(['maint', 'enable', '--node', node, '--reason', 'kernel upgrade', ...etcdFlags(prefix)])).code).toBe(0)
+      // The container's record (on this node) leaves; the manual one (registered from here, node = this host) may stay.
+      await waitFor(() => resolver.instances().every((i) => i.source !== 'docker'), 5_000, 'the node’s container out of the resolver table')
+      const tookMs = performance.now() - started
+      console.log(`[maint] resolver table left the node's instance ${Math.round(tookMs)} ms after maint enable started (CLI start included)`)
+      expect(tookMs).toBeLessThan(2_000)
+      expect((await runCli(['maint', 'disable', '--node', node, ...etcdFlags(prefix)])).code).toBe(0)
+      await waitFor(() => resolver.instances().length === 2, 10_000, 'back in the resolver table')
+    } finally {
+      await resolver.close()
+    }
   })
 
   it('Given one instance marked, When listed, Then only it is in maintenance', async () => {

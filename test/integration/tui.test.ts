@@ -99,12 +99,16 @@ afterAll(async () => {
 describe('watch in a real 80×24 terminal', () => {
   it('Given the agent started, When it is up, Then the header shows the node, Docker and etcd up, and this agent as leader', async () => {
     const text = await waitForScreen('the header with docker and etcd up', (t) => t.includes(`discovery-agent · node ${node} · docker ● up · etcd ● up`))
-    expect(text).toMatch(/^SERVICE +INSTANCE +ADDRESS +HEALTH +CHECK +AGE$/m)
+    // Services first: the view tabs, then one row per service
+    expect(text).toMatch(/^\[1 Services\] 2 Instances {2}3 Nodes {2}4 Events/m)
+    expect(text).toMatch(/^SERVICE▲? +STATUS +HEALTHY +WARN +CRIT +NODES +HEALTH/m)
     // Alone in its (unique) prefix, it is elected
     await waitForScreen('this agent leading', (t) => new RegExp(`^leader ${node} \\(you\\) · term \\d+ · since \\d+[smh]$`, 'm').test(t))
   })
 
   it("Given other tests' containers on the same daemon, When this file's tag is typed into the filter, Then the view is narrowed to it", async () => {
+    await term.type('2')
+    await waitForScreen('the Instances view', (t) => /^SERVICE +INSTANCE +ADDRESS +HEALTH +CHECK +AGE$/m.test(t))
     await term.type('/')
     await term.type(tag)
     await term.press('Enter')
@@ -146,12 +150,66 @@ describe('watch in a real 80×24 terminal', () => {
     await waitForScreen('the health change in the log', (t) => t.includes(`health busybox ${name('health')}:80: passing → critical`))
   })
 
+  it('Given the running agent, When the views are switched, Then Services, Nodes and Events show this cluster, each in words', async () => {
+    // Services (filtered by this file's tag): busybox with one passing and one critical instance
+    await term.type('1')
+    await waitForScreen('the busybox service row', (t) => /^busybox +critical +1\/2 +0 +1 /m.test(t))
+    // Nodes: this agent, leading
+    await term.type('3')
+    await waitForScreen('this node in Nodes', (t) => new RegExp(`^${node} +leader \\(you\\) +\\? +\\d+[smh] +\\? +\\d+ `, 'm').test(t))
+    // Events: the health change, with its type and service
+    await term.type('4')
+    // (cut at 80 columns: the event's words begin "health busybox <instance>: passing → critical")
+    await waitForScreen('the health change in Events', (t) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d health\\.changed +busybox +health busybox ${name('health')}:80: passin`, 'm').test(t))
+    await term.type('2')
+    await waitForScreen('the Instances view again', (t) => t.includes('[2 Instances]'))
+  })
+
+  it('Given the critical instance, When Enter opens its detail pane, Then the record, the check, its results and the failure output show; a and d act and log', async () => {
+    // Narrowed to the one instance, so the cursor is on it
+    await term.press('Escape')
+    await term.type('/')
+    await term.type(name('health'))
+    await term.press('Enter')
+    await waitForRow('health', 'the one critical row', (l) => /critical/.test(l ?? ''))
+    await term.press('Enter')
+    const pane = await waitForScreen('the detail pane', (t) => new RegExp(`^busybox ${name('health')}:80 · critical for \\d+[smh]$`, 'm').test(t))
+    expect(pane).toMatch(new RegExp(`^address 127\\.0\\.0\\.1:\\d+ · node ${node} \\(this node\\) · source docker$`, 'm'))
+    expect(pane).toMatch(new RegExp(`^container ${name('health')} · up ≥\\d+[smh] · port 80/tcp$`, 'm'))
+    expect(pane).toContain(`image ${env.image} · id `)
+    expect(pane).toMatch(/^check http http:\/\/127\.0\.0\.1:\d+\/health$/m)
+    expect(pane).toMatch(/^ {7}every 1s · timeout \d+m?s · critical after 1, passing after 1$/m)
+    await waitForScreen('check results with a failure', (t) => /^results [▁▂▃▄▅▆▇█×]*× last \d+ ms critical · \d+–\d+ ms · \d+\/\d+ not passing$/m.test(t))
+    expect(await screen()).toMatch(/^last failure \d\d:\d\d:\d\d critical: HTTP 404 in \d+ ms \(expected 200-399\)$/m)
+    expect(await screen()).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d health busybox ${name('health')}:80: passing → critical`, 'm'))
+    // a prints the address to the log; d refuses a Docker record, in words
+    const port = (await docker(['port', name('health'), '80/tcp'])).split('\n')[0].split(':').pop()
+    await term.type('a')
+    await waitForScreen('the address in the log', (t) => t.includes(`address of busybox ${name('health')}:80: 127.0.0.1:${port} (`))
+    await term.type('d')
+    await waitForScreen('the refusal in the log', (t) => t.includes(`busybox ${name('health')}:80 is a Docker record`))
+    // Esc closes the pane, Esc clears the filter; the tag filter is put back for what follows
+    await term.press('Escape')
+    await waitForScreen('the list again', (t) => /^SERVICE +INSTANCE/m.test(t))
+    await term.press('Escape')
+    await term.type('/')
+    await term.type(tag)
+    await term.press('Enter')
+    await waitForScreen('the tag filter again', (t) => t.includes(`filter "${tag}"`))
+  })
+
   it('Given the TUI, When the terminal is resized to 120×40 and back, Then the layout follows (the connection targets when wide) and nothing wraps', async () => {
     const wideHeader = `docker ● up ${env.dockerHost} · etcd ● up ${env.etcdEndpoints[0]} +2`
     await term.resize(120, 40)
     await waitFor(async () => (await screen(120)).includes(wideHeader), 15_000, 'the 120-column header', 200)
     // the full check output fits now
     expect(await screen(120)).toMatch(new RegExp(`${name('health')}:80 +127\\.0\\.0\\.1:\\d+ +critical +HTTP 404 in \\d+ ms \\(expected 200-399\\)`))
+    // Wide: Enter opens the detail pane beside the list (the cursor is on the first row, the critical one)
+    await term.press('Enter')
+    await waitFor(async () => new RegExp(`│ busybox ${name('health')}:80 · critical for`).test(await screen(120)), 15_000, 'the pane beside the list', 200)
+    expect(await screen(120)).toMatch(/^SERVICE +INSTANCE .*│ /m)
+    await term.press('Escape')
+    await waitFor(async () => !(await screen(120)).includes('│ '), 15_000, 'the pane closed', 200)
     await term.resize(80, 24)
     await waitForScreen('the 80-column header again', (t) => t.includes(`node ${node} · docker ● up · etcd ● up\n`))
     // The screen was cleared and redrawn: exactly one live view, no fragments of the wide one

@@ -1,8 +1,8 @@
 import chalk from 'chalk'
 import { cleanup } from 'ink-testing-library'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { instanceRecord, keyOf } from '../../../test/support/instance-fixtures.js'
-import { eventually, KEY, liveRegion, makeStore, NODE, renderTui, tick } from '../../../test/support/tui.js'
+import { eventually, KEY, liveRegion, makeStore, NODE, renderTui, stripAnsi, tick } from '../../../test/support/tui.js'
 import type { InstanceRecord } from '../../core/model.js'
 import type { AgentStore } from '../../core/store.js'
 import { App } from './App.js'
@@ -22,6 +22,12 @@ function connect(store: AgentStore): void {
   store.flush()
 }
 
+/** The row under the cursor (drawn in reverse video), ANSI stripped. */
+const cursorRow = (tui: { lastFrame: () => string | undefined }): string | undefined => {
+  const line = (tui.lastFrame() ?? '').split('\n').find((l) => l.includes('\u001b[7m'))
+  return line === undefined ? undefined : stripAnsi(line)
+}
+
 /** The table row of an instance (by its container name), or undefined. */
 const rowOf = (live: string, name: string): string | undefined => live.split('\n').find((line) => line.includes(name))
 
@@ -32,6 +38,7 @@ describe('App: the live table follows the store', () => {
   it('Given an empty registry, When instances are put, change health and are removed, Then rows appear, change and disappear', async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     connect(store)
     // Given nothing registered
     await eventually(() => expect(tui.live()).toContain('no instances yet'))
@@ -60,6 +67,7 @@ describe('App: the live table follows the store', () => {
   it("Given instances of other nodes, When shown at 120 columns, Then a NODE column says where each runs", async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 120, rows: 24 }} />, { columns: 120 })
+    tui.stdin.write('2') // the Instances view
     put(store, web('mine'), instanceRecord({ node: 'node-b', id: 'node-b:theirs:80' }), instanceRecord({ node: 'node-b', id: 'ext-db', source: 'manual' }))
     await eventually(() => expect(tui.live()).toContain('theirs:80'))
     // Then the NODE column says where each runs (≥ 110 columns)
@@ -75,6 +83,7 @@ describe('App: the live table follows the store', () => {
       const records = [web('mine'), web('sick', { status: 'critical' }), instanceRecord({ node: 'node-b', id: 'node-b:theirs:80' })]
       const store = makeStore()
       const coloured = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 120, rows: 24 }} />, { columns: 120 })
+      coloured.stdin.write('2') // the Instances view
       put(store, ...records)
       store.apply({ type: 'error', message: 'something red' })
       store.flush()
@@ -87,13 +96,14 @@ describe('App: the live table follows the store', () => {
 
       const plainStore = makeStore()
       const plain = renderTui(<App store={plainStore} onQuit={() => {}} size={{ columns: 120, rows: 24 }} color={false} />, { columns: 120 })
+      plain.stdin.write('2') // the Instances view
       put(plainStore, ...records)
       plainStore.apply({ type: 'error', message: 'something red' })
       plainStore.flush()
       await eventually(() => expect(plain.live()).toContain('theirs:80'))
       const sgr = [...plain.frames.join('\n').matchAll(/\u001b\[([0-9;]*)m/g)].map((m) => m[1])
-      // Then only bold on/off (1, 22) appear: no colours (3x, 9x, 38;…), no dim (2)
-      expect(new Set(sgr)).toEqual(new Set(['1', '22']))
+      // Then only bold and reverse video (the cursor's row) on/off appear: no colours (3x, 9x, 38;…), no dim (2)
+      expect(new Set(sgr)).toEqual(new Set(['1', '22', '7', '27']))
       expect(plain.lastFrame()!.split('\n').find((l) => l.includes('mine:80'))).toContain('\u001b[1mmine:80')
     } finally {
       chalk.level = level
@@ -137,6 +147,7 @@ describe('App: header', () => {
   it('Given an 80-column terminal and a long etcd error, When shown, Then the error is cut to fit and the states stay whole', async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     store.apply({ type: 'docker.connected', host: 'unix:///var/run/docker.sock', reconnect: false })
     store.apply({ type: 'etcd.disconnected', endpoints: [], error: 'all endpoints failed: connect ECONNREFUSED 127.0.0.1:23791', retryInMs: 4000 })
     store.flush()
@@ -146,9 +157,19 @@ describe('App: header', () => {
 })
 
 describe('App: keys', () => {
+  // The cursor's row is drawn in reverse video, which Ink's chalk emits only for a terminal: pretend to be one.
+  const level = chalk.level
+  beforeEach(() => {
+    chalk.level = 1
+  })
+  afterEach(() => {
+    chalk.level = level
+  })
+
   it("Given instances, When '/' is pressed and text typed, Then only matches show; Enter keeps the filter, Esc clears it", async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     put(store, web('alpha'), web('beta'), instanceRecord({ service: 'api', id: `${NODE}:gamma:80` }))
     await eventually(() => expect(tui.live()).toContain('gamma:80'))
     // When filtering for "alp"
@@ -183,17 +204,19 @@ describe('App: keys', () => {
   it('Given a busy agent, When "/", a filter and Enter arrive in one read, Then they act as the separate keys they were', async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     put(store, web('alpha'), web('beta'))
     await eventually(() => expect(tui.live()).toContain('beta:80'))
     tui.stdin.write('/alp\r')
     await eventually(() => expect(tui.live()).toMatch(/filter "alp": 1 shown/))
     expect(tui.live()).not.toContain('beta:80')
-    expect(tui.live()).toMatch(/^q quit · \/ filter/m)
+    expect(tui.live()).toMatch(/^Enter detail · \/ filter/m)
   })
 
   it("Given a filter that matches nothing, When shown, Then the table says so and how to get rows back", async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     put(store, web('alpha'))
     tui.stdin.write('/')
     for (const ch of 'zzz') tui.stdin.write(ch)
@@ -203,6 +226,7 @@ describe('App: keys', () => {
   it("Given passing and critical instances, When 'h' is pressed, Then only passing ones show; again, Then all", async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     put(store, web('ok-1'), web('sick-1', { status: 'critical' }), web('new-1', { status: 'unknown' }))
     await eventually(() => expect(tui.live()).toContain('sick-1:80'))
     tui.stdin.write('h')
@@ -214,46 +238,63 @@ describe('App: keys', () => {
     await eventually(() => expect(tui.live()).toContain('sick-1:80'))
   })
 
-  it('Given more instances than rows, When j/k and arrows are pressed, Then the table scrolls one row, within bounds', async () => {
+  it('Given more instances than rows, When j/k and arrows are pressed, Then the cursor moves a row and the window follows it, within bounds', async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     put(store, ...Array.from({ length: 30 }, (_, i) => web(`c${String(i).padStart(2, '0')}`)))
-    // Given 24 rows: 18 table rows (24 - 5 chrome - 1 spare)
-    await eventually(() => expect(tui.live()).toContain('rows 1-18 of 30'))
-    const firstRow = () => tui.live().split('\n')[3]
+    // Given 24 rows: 17 table rows (24 - 6 chrome - 1 table header)
+    await eventually(() => expect(tui.live()).toContain('rows 1-17 of 30'))
+    const firstRow = () => tui.live().split('\n')[4]
     expect(firstRow()).toContain('c00:80')
-    // When j
-    tui.stdin.write('j')
-    await eventually(() => expect(firstRow()).toContain('c01:80'))
-    expect(tui.live()).toContain('rows 2-19 of 30')
-    // When ↓ twice and k once
-    tui.stdin.write(KEY.down)
-    await eventually(() => expect(firstRow()).toContain('c02:80'))
-    tui.stdin.write(KEY.down)
-    await eventually(() => expect(firstRow()).toContain('c03:80'))
-    tui.stdin.write('k')
-    await eventually(() => expect(firstRow()).toContain('c02:80'))
-    // When scrolled far past the end: it stops at the last page
+    expect(cursorRow(tui)).toContain('c00:80')
+    // When j, ↓ twice and k: the cursor moves, the window stays
+    for (const key of ['j', KEY.down, KEY.down, 'k']) tui.stdin.write(key)
+    await eventually(() => expect(cursorRow(tui)).toContain('c02:80'))
+    expect(firstRow()).toContain('c00:80')
+    // When the cursor leaves the window at the bottom: the window moves one row
+    for (let i = 0; i < 15; i++) tui.stdin.write('j')
+    await eventually(() => expect(cursorRow(tui)).toContain('c17:80'))
+    expect(firstRow()).toContain('c01:80')
+    expect(tui.live()).toContain('rows 2-18 of 30')
+    // When moved far past the end: it stops at the last row
     for (let i = 0; i < 40; i++) tui.stdin.write('j')
-    await eventually(() => expect(tui.live()).toContain('rows 13-30 of 30'))
-    expect(tui.live()).toContain('c29:80')
+    await eventually(() => expect(tui.live()).toContain('rows 14-30 of 30'))
+    expect(cursorRow(tui)).toContain('c29:80')
     // When k past the top
     for (let i = 0; i < 40; i++) tui.stdin.write('k')
-    await eventually(() => expect(tui.live()).toContain('rows 1-18 of 30'))
+    await eventually(() => expect(tui.live()).toContain('rows 1-17 of 30'))
     expect(firstRow()).toContain('c00:80')
+    expect(cursorRow(tui)).toContain('c00:80')
   })
 
-  it("Given the table, When '?' is pressed, Then a help panel shows (and the table gives up rows); again, Then it hides", async () => {
+  it('Given the cursor on a row, When an instance is registered above it, Then the cursor stays on its instance', async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2')
+    put(store, web('b-1'), web('b-2'))
+    await eventually(() => expect(tui.live()).toContain('b-2:80'))
+    tui.stdin.write('j')
+    await eventually(() => expect(cursorRow(tui)).toContain('b-2:80'))
+    put(store, web('a-0'))
+    await eventually(() => expect(tui.live()).toContain('a-0:80'))
+    expect(cursorRow(tui)).toContain('b-2:80')
+  })
+
+  it("Given the table, When '?' is pressed, Then every key is listed in the table's place; again, Then the table is back", async () => {
+    const store = makeStore()
+    const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2')
     put(store, ...Array.from({ length: 30 }, (_, i) => web(`c${String(i).padStart(2, '0')}`)))
-    await eventually(() => expect(tui.live()).toContain('rows 1-18 of 30'))
+    await eventually(() => expect(tui.live()).toContain('rows 1-17 of 30'))
     tui.stdin.write('?')
-    await eventually(() => expect(tui.live()).toMatch(/^q Ctrl\+C {2}quit gracefully/m))
-    expect(tui.live()).toContain('rows 1-14 of 30')
+    await eventually(() => expect(tui.live()).toMatch(/^q Ctrl\+C +quit gracefully/m))
+    for (const key of ['1-4 Tab', 'j/k', 'Enter', 'Esc', 's S', 't ', 'c ', 'm ', 'd ', 'a ']) expect(tui.live()).toMatch(new RegExp(`^${key.replace(/[+?]/g, '\\$&')}`, 'm'))
+    expect(tui.live()).not.toContain('c00:80')
     expect(tui.live().split('\n').length).toBeLessThanOrEqual(23)
     tui.stdin.write('?')
     await eventually(() => expect(tui.live()).not.toContain('quit gracefully'))
+    expect(tui.live()).toContain('c00:80')
   })
 
   it("Given the TUI, When 'q' or Ctrl+C is pressed, Then onQuit is called (the lifecycle owner stops); 'q' typed into the filter is text", async () => {
@@ -309,7 +350,8 @@ describe('App: fits the terminal', () => {
     const store = crowdedStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns, rows }} />, { columns, rows })
     await eventually(() => expect(tui.live()).toContain('SERVICE'))
-    for (const key of ['?', 'j', 'j', KEY.pageDown, 'h', 'h', '/', ...'a-very-long-filter-text-that-does-not-fit-in-the-line', KEY.enter, '?', KEY.escape]) {
+    // Every view, the detail pane (beside the list when wide), confirmations, the help
+    for (const key of ['?', 'j', 'j', KEY.pageDown, KEY.enter, 'j', '2', 'j', KEY.enter, 'c', 'y', 'j', 'd', 'n', 'a', KEY.escape, 's', 'S', '3', 'j', '4', 't', '1', 'h', 'h', '/', ...'a-very-long-filter-text-that-does-not-fit-in-the-line', KEY.enter, '?', KEY.escape, KEY.escape, '2']) {
       tui.stdin.write(key)
       await tick(2)
     }
@@ -328,6 +370,7 @@ describe('App: fits the terminal', () => {
   it('Given no fixed size, When the terminal is resized, Then the layout follows the new width', async () => {
     const store = makeStore()
     const tui = renderTui(<App store={store} onQuit={() => {}} />, { columns: 120, rows: 30 })
+    tui.stdin.write('2') // the Instances view
     tui.resize(120, 30)
     put(store, web('resized'), instanceRecord({ node: 'node-b', id: 'node-b:remote:80' }))
     // Then at 120 columns the NODE column shows (one instance runs elsewhere)
@@ -368,6 +411,7 @@ describe('App: rendering cost', () => {
     let changes = 0
     store.subscribe(() => (changes += 1))
     const tui = renderTui(<App store={store} onQuit={() => {}} size={{ columns: 80, rows: 24 }} />, { columns: 80 })
+    tui.stdin.write('2') // the Instances view
     connect(store)
     await tick(60)
     const framesBefore = tui.frames.length

@@ -2,11 +2,17 @@ import { Static } from 'ink'
 import { useLayoutEffect, useRef } from 'react'
 import type { LogEntry } from '../../core/store.js'
 import { describeAgentEvent } from '../event-text.js'
+import type { UiNote } from './actions.js'
+import { clockTime } from './clock.js'
 import { Line } from './Line.js'
+
+export { clockTime }
 
 export interface EventLogProps {
   /** The store's log: a sliding window (the oldest entries are dropped), ids increasing. */
   entries: LogEntry[]
+  /** The TUI's own lines (action results), ids increasing; printed among the entries. */
+  notes?: UiNote[]
   width: number
   /** Entries to print again when the width changes (what fits above the live view). */
   reprint?: number
@@ -14,13 +20,9 @@ export interface EventLogProps {
 
 const COLOR: Record<LogEntry['level'], string | undefined> = { info: undefined, warn: 'yellow', error: 'red' }
 
-type Item = LogEntry | { id: number; skipped: number }
+type Item = { key: string; at: string; level: LogEntry['level']; text: string } | { key: string; skipped: number }
 
-/** Local wall-clock time, HH:MM:SS. */
-export function clockTime(iso: string): string {
-  const at = new Date(iso)
-  return [at.getHours(), at.getMinutes(), at.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':')
-}
+const NO_NOTES: UiNote[] = []
 
 /**
  * Append-only: each entry is printed once above the live view and scrolls away with the
@@ -30,27 +32,35 @@ export function clockTime(iso: string): string {
  * changes (the presenter clears the screen on resize), the last `reprint` entries are printed
  * again at the new width, so the screen is not left empty above the live view.
  */
-export const EventLog = ({ entries, width, reprint = 0 }: EventLogProps) => {
-  const printed = useRef(0)
+export const EventLog = ({ entries, notes = NO_NOTES, width, reprint = 0 }: EventLogProps) => {
+  const printed = useRef({ entry: 0, note: 0 })
   const printedAt = useRef(width)
   const resized = width !== printedAt.current
-  const from = resized ? Math.min(printed.current, entries.at(-reprint - 1)?.id ?? 0) : printed.current
-  const fresh = entries.filter((e) => e.id > from)
+  const fromEntry = resized ? Math.min(printed.current.entry, entries.at(-reprint - 1)?.id ?? 0) : printed.current.entry
+  const fromNote = resized ? Math.min(printed.current.note, notes.at(-reprint - 1)?.id ?? 0) : printed.current.note
+  const fresh = entries.filter((e) => e.id > fromEntry)
+  const freshNotes = notes.filter((n) => n.id > fromNote)
   // A burst longer than the store's log: say how many lines were never shown.
-  const skipped = fresh.length > 0 && !resized ? fresh[0].id - from - 1 : 0
-  const items: Item[] = skipped > 0 ? [{ id: -fresh[0].id, skipped }, ...fresh] : fresh
-  const last = fresh.at(-1)?.id
+  const skipped = fresh.length > 0 && !resized ? fresh[0].id - fromEntry - 1 : 0
+  const lines: Item[] = [
+    ...fresh.map((e) => ({ key: `e${e.id}`, at: e.at, level: e.level, text: describeAgentEvent(e.event) })),
+    ...freshNotes.map((n) => ({ key: `n${n.id}`, at: n.at, level: n.level, text: n.text })),
+  ]
+  if (freshNotes.length > 0 && fresh.length > 0) lines.sort((a, b) => ('at' in a && 'at' in b && a.at < b.at ? -1 : 'at' in a && 'at' in b && a.at > b.at ? 1 : 0))
+  const items: Item[] = skipped > 0 ? [{ key: `s${fresh[0].id}`, skipped }, ...lines] : lines
+  const last = { entry: fresh.at(-1)?.id, note: freshNotes.at(-1)?.id }
   useLayoutEffect(() => {
-    if (last !== undefined && last > printed.current) printed.current = last
+    if (last.entry !== undefined && last.entry > printed.current.entry) printed.current.entry = last.entry
+    if (last.note !== undefined && last.note > printed.current.note) printed.current.note = last.note
     printedAt.current = width
-  }, [last, width])
+  }, [last.entry, last.note, width])
   return (
-    <Static key={`${from}@${width}`} items={items}>
+    <Static key={`${fromEntry}/${fromNote}@${width}`} items={items}>
       {(item) =>
         'skipped' in item ? (
-          <Line key={item.id} width={width} segments={[{ text: `… ${item.skipped} more events (a burst larger than the log keeps)`, dim: true }]} />
+          <Line key={item.key} width={width} segments={[{ text: `… ${item.skipped} more events (a burst larger than the log keeps)`, dim: true }]} />
         ) : (
-          <Line key={item.id} width={width} segments={[{ text: `${clockTime(item.at)} ${describeAgentEvent(item.event)}`, color: COLOR[item.level] }]} />
+          <Line key={item.key} width={width} segments={[{ text: `${clockTime(item.at)} ${item.text}`, color: COLOR[item.level] }]} />
         )
       }
     </Static>

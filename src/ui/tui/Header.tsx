@@ -5,7 +5,7 @@ import { displayWidth, fit, segmentsWidth, type Segment } from './layout.js'
 import { Line } from './Line.js'
 
 export interface HeaderProps {
-  state: AgentState
+  state: AgentState & { serving?: { dns?: string; http?: string } }
   width: number
   now: number
 }
@@ -67,9 +67,20 @@ export function leaderLine(state: AgentState, width: number, now: number): Segme
   return [{ text: 'leader ' }, { text: fit(leader.node, nodeRoom).trimEnd(), color: 'cyan', bold: leader.self }, ...you, ...tail]
 }
 
+/** The leader line, then where this agent serves DNS and HTTP (when it does), each only whole. */
+export function withServing(line: Segment[], serving: { dns?: string; http?: string } | undefined, width: number): Segment[] {
+  const out = [...line]
+  for (const [name, address] of [['dns', serving?.dns], ['http', serving?.http]] as const) {
+    if (!address) continue
+    const part: Segment[] = [SEP, { text: `${name} ` }, { text: address, dim: true }]
+    if (segmentsWidth(out) + segmentsWidth(part) <= width) out.push(...part)
+  }
+  return out
+}
+
 export const Header = ({ state, width, now }: HeaderProps) => (
   <Box flexDirection="column" width="100%">
     <Line segments={connectionLine(state, width)} width={width} />
-    <Line segments={leaderLine(state, width, now)} width={width} />
+    <Line segments={withServing(leaderLine(state, width, now), state.serving, width)} width={width} />
   </Box>
 )

@@ -2,35 +2,42 @@ import { Box } from 'ink'
 import { useMemo } from 'react'
 import type { InstanceRecord } from '../../core/model.js'
 import { HEALTH_COLOR } from '../theme.js'
+import type { SortState } from './grid.js'
 import { cellText, fit, tableColumns, type Segment } from './layout.js'
 import { Line } from './Line.js'
 
 export interface InstanceTableProps {
   /** Every instance that passes the filter; the table shows `rows` of them from `offset`. */
-  instances: InstanceRecord[]
+  instances: readonly InstanceRecord[]
   width: number
   rows: number
   offset: number
+  /** The row under the cursor (an index into `instances`). */
+  cursor?: number
+  sort?: SortState
   node: string
   now: number
   /** Why the table is empty, when it is. */
   empty: string
 }
 
-export const InstanceTable = ({ instances, width, rows, offset, node, now, empty }: InstanceTableProps) => {
+export const InstanceTable = ({ instances, width, rows, offset, cursor, sort, node, now, empty }: InstanceTableProps) => {
   // Sized to every shown instance, not just this page, so scrolling does not move the columns.
-  const columns = useMemo(() => tableColumns(width, instances, node), [width, instances, node])
+  const columns = useMemo(() => tableColumns(width, instances as InstanceRecord[], node), [width, instances, node])
+  // Only the rows on screen are rendered (10,000 instances cost one page).
   const page = instances.slice(offset, offset + rows)
+  const title = (key: string, text: string) => (sort && sort.column === key && !(key === 'service' && !sort.descending) ? `${text}${sort.descending ? '▼' : '▲'}` : text)
   return (
     <Box flexDirection="column" width="100%">
-      <Line segments={[{ text: columns.map((c) => fit(c.title, c.width)).join(' ').trimEnd(), bold: true }]} width={width} />
+      <Line segments={[{ text: columns.map((c) => fit(title(c.key, c.title), c.width)).join(' ').trimEnd(), bold: true }]} width={width} />
       {page.length === 0 ? (
         <Line segments={[{ text: empty, dim: true }]} width={width} />
       ) : (
-        page.map((record) => (
+        page.map((record, i) => (
           <Line
             key={`${record.service}/${record.id}`}
             width={width}
+            inverse={offset + i === cursor}
             segments={columns.map((c, i): Segment => {
               const text = fit(cellText(record, c.key, now), c.width) + (i === columns.length - 1 ? '' : ' ')
               if (c.key === 'health') return { text, color: HEALTH_COLOR[record.health.status] }

@@ -12,15 +12,17 @@ export interface LineProps {
   segments: Segment[]
   /** Columns the line may take; longer content is cut with an ellipsis, never wrapped. */
   width: number
+  /** Reverse video (the row under the cursor): not a colour, so it stays with NO_COLOR. */
+  inverse?: boolean
 }
 
 /** One terminal line of styled segments that never wraps. */
-export const Line = ({ segments, width }: LineProps) => {
+export const Line = ({ segments, width, inverse }: LineProps) => {
   const color = useContext(ColorContext)
   return (
     <Text wrap="truncate-end">
       {fitSegments(segments, width).map((s, i) => (
-        <Text key={i} color={color ? s.color : undefined} bold={s.bold} dimColor={color ? s.dim : undefined}>
+        <Text key={i} color={color ? s.color : undefined} bold={s.bold} dimColor={color ? s.dim : undefined} inverse={inverse}>
           {s.text}
         </Text>
       ))}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { instanceRecord } from '../../../test/support/instance-fixtures.js'
-import { displayWidth, fit, fitSegments, instanceLabel, NODE_COLUMN_WIDTH, segmentsWidth, tableColumns, tableRows, visibleInstances, type Column } from './layout.js'
+import { displayWidth, fit, fitSegments, instanceLabel, NODE_COLUMN_WIDTH, segmentsWidth, tableColumns, visibleInstances, type Column } from './layout.js'
 
 const total = (columns: Column[]) => columns.reduce((sum, c) => sum + c.width, 0) + columns.length - 1
 const widthsOf = (columns: Column[]) => Object.fromEntries(columns.map((c) => [c.key, c.width]))
@@ -112,17 +112,5 @@ describe('visibleInstances', () => {
     ['nothing-matches', false, []],
   ])('Given filter %j and passing-only %s, Then %j show', (filter, healthyOnly, ids) => {
     expect(visibleInstances(records, { filter, healthyOnly }).map((r) => r.id)).toEqual(ids)
-  })
-})
-
-describe('tableRows', () => {
-  it.each([
-    [24, 0, 18],
-    [24, 4, 14],
-    [40, 0, 34],
-    [7, 0, 1],
-    [3, 0, 1],
-  ])('Given %i terminal rows and %i help lines, Then the table gets %i rows', (rows, extra, table) => {
-    expect(tableRows(rows, extra)).toBe(table)
   })
 })

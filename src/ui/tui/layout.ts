@@ -58,10 +58,10 @@ export function tableColumns(width: number, records: InstanceRecord[] = [], loca
   // The node column only says something when some row runs elsewhere (the header names this node).
   const nodeColumn = width >= NODE_COLUMN_WIDTH && (localNode === undefined || records.some((r) => r.node !== localNode))
   let keys: ColumnKey[] = ['service', 'instance', ...(nodeColumn ? (['node'] as const) : []), 'address', 'health', 'output', 'age']
+  const content = contentWidths(records)
   const natural = (key: ColumnKey): number => {
     if (key === 'health' || key === 'age') return HARD_MIN[key]
-    const content = records.reduce((widest, r) => Math.max(widest, displayWidth(cellText(r, key, 0))), 0)
-    return Math.min(MAX[key], Math.max(HARD_MIN[key], TITLE[key].length, content))
+    return Math.min(MAX[key], Math.max(HARD_MIN[key], TITLE[key].length, content[key]))
   }
   const widths = new Map<ColumnKey, number>(keys.map((k) => [k, natural(k)]))
   const total = () => keys.reduce((sum, k) => sum + widths.get(k)!, 0) + keys.length - 1
@@ -85,6 +85,26 @@ export function tableColumns(width: number, records: InstanceRecord[] = [], loca
   const grow = keys.includes('output') ? 'output' : 'instance'
   widths.set(grow, Math.max(1, widths.get(grow)! + width - total()))
   return keys.map((key) => ({ key, title: TITLE[key], width: widths.get(key)! }))
+}
+
+type SizedKey = 'service' | 'instance' | 'node' | 'address' | 'output'
+const SIZED: SizedKey[] = ['service', 'instance', 'node', 'address', 'output']
+/** Records are immutable and reused across snapshots: each one's cell widths are measured once. */
+const measured = new WeakMap<InstanceRecord, Record<SizedKey, number>>()
+
+/** The widest cell of each sized column over `records`. */
+function contentWidths(records: readonly InstanceRecord[]): Record<SizedKey, number> {
+  const widest: Record<SizedKey, number> = { service: 0, instance: 0, node: 0, address: 0, output: 0 }
+  for (const r of records) {
+    let widths = measured.get(r)
+    if (!widths) {
+      widths = { service: 0, instance: 0, node: 0, address: 0, output: 0 }
+      for (const key of SIZED) widths[key] = displayWidth(cellText(r, key, 0))
+      measured.set(r, widths)
+    }
+    for (const key of SIZED) if (widths[key] > widest[key]) widest[key] = widths[key]
+  }
+  return widest
 }
 
 /** The instance id without its node prefix (`node:container:port` → `container:port`): the node has its own column, and bold marks this node's rows. */
@@ -139,18 +159,6 @@ export function fit(text: string, width: number): string {
     used += w
   }
   return `${out}…${' '.repeat(width - 1 - used)}`
-}
-
-/** The live region: header (2), table header (1), summary (1), keys (1). */
-export const CHROME_ROWS = 5
-
-/**
- * Rows the table may use so that the live region stays shorter than the terminal (Ink
- * redraws the whole screen, scrollback included, when it does not): the chrome, one spare
- * line, and `extra` lines (the help).
- */
-export function tableRows(terminalRows: number, extra = 0): number {
-  return Math.max(1, terminalRows - CHROME_ROWS - 1 - extra)
 }
 
 /** A run of text with one style; lines are built from these so they can be cut to the terminal width as a whole. */

@@ -1,0 +1,259 @@
+import { formatAge } from '../../core/duration.js'
+import { HEALTH_STATUSES, type HealthStatus, type InstanceRecord, type NodeRecord } from '../../core/model.js'
+import type { AgentState, LogEntry } from '../../core/store.js'
+import { describeAgentEvent } from '../event-text.js'
+import { HEALTH_COLOR } from '../theme.js'
+import type { UiNote } from './actions.js'
+import { compareText, healthBar, type GridColumn, type HealthCounts } from './grid.js'
+import { cellText, instanceLabel, type ColumnKey } from './layout.js'
+
+/**
+ * What each view shows, derived from the store's snapshot: pure functions, table-tested.
+ * The store does not hold node records or the serving addresses yet; `TuiState` reads them
+ * when it does (see docs/tui.md, "What the store could add").
+ */
+export interface StoreAdditions {
+  /** Every agent's node record (`<prefix>/nodes/<node>`): version, startedAt, lease TTL. */
+  nodes: NodeRecord[]
+  /** Where this agent serves DNS and the Consul HTTP API, once it does. */
+  serving: { dns?: string; http?: string }
+}
+export type TuiState = AgentState & Partial<StoreAdditions>
+
+export const VIEWS = ['services', 'instances', 'nodes', 'events'] as const
+export type ViewName = (typeof VIEWS)[number]
+export const VIEW_TITLE: Record<ViewName, string> = { services: 'Services', instances: 'Instances', nodes: 'Nodes', events: 'Events' }
+
+/** Worst first: the order problems are shown in. */
+const SEVERITY: Record<HealthStatus, number> = { critical: 0, warning: 1, unknown: 2, maintenance: 3, passing: 4 }
+export const emptyCounts = (): HealthCounts => Object.fromEntries(HEALTH_STATUSES.map((s) => [s, 0])) as HealthCounts
+export const worstOf = (counts: HealthCounts): HealthStatus => HEALTH_STATUSES.reduce<HealthStatus>((worst, s) => (counts[s] > 0 && SEVERITY[s] < SEVERITY[worst] ? s : worst), 'passing')
+
+/** The instance's identity across views and the check history: `service/id` (full id). */
+export const instanceKey = (record: Pick<InstanceRecord, 'service' | 'id'>): string => `${record.service}/${record.id}`
+
+// ---- Services ---------------------------------------------------------------------------
+
+export interface ServiceRow {
+  service: string
+  total: number
+  counts: HealthCounts
+  nodes: string[]
+  worst: HealthStatus
+}
+
+/** One row per service (in the instances' order: by name), with counts by health and its nodes. */
+export function serviceRows(instances: readonly InstanceRecord[]): ServiceRow[] {
+  const rows = new Map<string, { counts: HealthCounts; nodes: Set<string>; total: number }>()
+  for (const r of instances) {
+    let row = rows.get(r.service)
+    if (!row) rows.set(r.service, (row = { counts: emptyCounts(), nodes: new Set(), total: 0 }))
+    row.counts[r.health.status] += 1
+    row.nodes.add(r.node)
+    row.total += 1
+  }
+  return [...rows].map(([service, row]) => ({ service, total: row.total, counts: row.counts, nodes: [...row.nodes].sort(), worst: worstOf(row.counts) }))
+}
+
+const BAR_WIDTH = 24
+export const SERVICE_COLUMNS: GridColumn<ServiceRow>[] = [
+  { key: 'service', title: 'SERVICE', min: 8, max: 32, text: (r) => r.service },
+  { key: 'status', title: 'STATUS', min: 8, max: 11, text: (r) => r.worst, compare: (a, b) => SEVERITY[a.worst] - SEVERITY[b.worst], style: (r) => ({ color: HEALTH_COLOR[r.worst] }) },
+  { key: 'healthy', title: 'HEALTHY', min: 7, max: 11, text: (r) => `${r.counts.passing}/${r.total}`, compare: (a, b) => a.counts.passing / a.total - b.counts.passing / b.total },
+  { key: 'warning', title: 'WARN', min: 4, max: 6, text: (r) => String(r.counts.warning), compare: (a, b) => a.counts.warning - b.counts.warning, style: (r) => (r.counts.warning ? { color: 'yellow' } : { dim: true }) },
+  { key: 'critical', title: 'CRIT', min: 4, max: 6, text: (r) => String(r.counts.critical), compare: (a, b) => a.counts.critical - b.counts.critical, style: (r) => (r.counts.critical ? { color: 'red', bold: true } : { dim: true }) },
+  { key: 'nodes', title: 'NODES', min: 5, max: 30, drop: 2, text: (r) => (r.nodes.length === 1 ? r.nodes[0] : String(r.nodes.length)), compare: (a, b) => a.nodes.length - b.nodes.length, style: () => ({ dim: true }) },
+  // The bar's text only sizes it; `cells` draws it.
+  { key: 'bar', title: 'HEALTH', min: 6, max: BAR_WIDTH, drop: 1, text: () => ' '.repeat(BAR_WIDTH), cells: (r, width) => healthBar(r.counts, Math.min(width, BAR_WIDTH)), compare: (a, b) => a.counts.passing / a.total - b.counts.passing / b.total },
+]
+
+// ---- Instances --------------------------------------------------------------------------
+
+export interface InstanceScope {
+  /** Only this service's instances (Enter on a service). */
+  service?: string
+}
+
+/** Sort keys of the Instances table, in the order `s` steps through them. */
+export const INSTANCE_SORT_KEYS: ColumnKey[] = ['service', 'instance', 'node', 'address', 'health', 'output', 'age']
+
+/** A comparator per instance column: health by severity, age by registration, addresses by port too. */
+export function compareInstances(key: ColumnKey): (a: InstanceRecord, b: InstanceRecord) => number {
+  switch (key) {
+    case 'health':
+      return (a, b) => SEVERITY[a.health.status] - SEVERITY[b.health.status]
+    case 'age':
+      // Ascending age: the youngest (registered last) first.
+      return (a, b) => Date.parse(b.registeredAt) - Date.parse(a.registeredAt)
+    case 'address':
+      return (a, b) => compareText(a.address, b.address) || a.port - b.port
+    default:
+      return (a, b) => compareText(cellText(a, key, 0), cellText(b, key, 0))
+  }
+}
+
+/** Instances in the order of `sort` (stable; the store's order, service then id, breaks ties). */
+export function sortInstances(records: readonly InstanceRecord[], sort: { column: string; descending: boolean } | undefined): readonly InstanceRecord[] {
+  if (!sort || (sort.column === 'service' && !sort.descending) || !INSTANCE_SORT_KEYS.includes(sort.column as ColumnKey)) return records
+  const key = sort.column as ColumnKey
+  const sign = sort.descending ? -1 : 1
+  // Each row's sort value computed once (10,000 rows: n, not n log n, cell texts).
+  const decorated = records.map((row, i) => ({ row, i, value: key === 'health' || key === 'age' || key === 'address' ? 0 : cellText(row, key, 0) }))
+  const compare = key === 'health' || key === 'age' || key === 'address' ? compareInstances(key) : undefined
+  return decorated
+    .sort((a, b) => sign * (compare ? compare(a.row, b.row) : compareText(a.value as string, b.value as string)) || a.i - b.i)
+    .map((x) => x.row)
+}
+
+// ---- Nodes ------------------------------------------------------------------------------
+
+export interface NodeRow {
+  node: string
+  self: boolean
+  leader: boolean
+  version?: string
+  startedAt?: string
+  /** Lease TTL, seconds. */
+  ttl?: number
+  counts: HealthCounts
+  total: number
+}
+
+/**
+ * One row per agent: those with node records (when the store has them), every node an instance
+ * names, this one and the leader. This agent's start time is known without a record.
+ */
+export function nodeRows(instances: readonly InstanceRecord[], state: Pick<TuiState, 'node' | 'leader' | 'startedAt' | 'nodes'>): NodeRow[] {
+  const rows = new Map<string, NodeRow>()
+  const row = (node: string): NodeRow => {
+    let r = rows.get(node)
+    if (!r) rows.set(node, (r = { node, self: node === state.node, leader: state.leader?.node === node, counts: emptyCounts(), total: 0 }))
+    return r
+  }
+  row(state.node).startedAt = state.startedAt
+  if (state.leader) row(state.leader.node)
+  for (const record of state.nodes ?? []) Object.assign(row(record.node), { version: record.version, startedAt: record.startedAt, ttl: record.ttl })
+  for (const r of instances) {
+    const n = row(r.node)
+    n.counts[r.health.status] += 1
+    n.total += 1
+  }
+  return [...rows.values()].sort((a, b) => compareText(a.node, b.node))
+}
+
+const count = (status: HealthStatus, color: string): GridColumn<NodeRow> => ({
+  key: status,
+  title: status === 'passing' ? 'PASS' : status === 'warning' ? 'WARN' : 'CRIT',
+  min: 4,
+  max: 6,
+  drop: status === 'warning' ? 3 : undefined,
+  text: (r) => String(r.counts[status]),
+  compare: (a, b) => a.counts[status] - b.counts[status],
+  style: (r) => (r.counts[status] ? { color } : { dim: true }),
+})
+
+export const nodeColumns = (now: number): GridColumn<NodeRow>[] => [
+  { key: 'node', title: 'NODE', min: 8, max: 36, text: (r) => r.node, style: (r) => ({ bold: r.self }) },
+  { key: 'role', title: 'ROLE', min: 6, max: 12, text: (r) => (r.leader ? 'leader' : 'member') + (r.self ? ' (you)' : ''), style: (r) => (r.leader ? { color: 'cyan' } : {}) },
+  { key: 'version', title: 'VERSION', min: 7, max: 12, drop: 2, text: (r) => r.version ?? '?', style: () => ({ dim: true }) },
+  { key: 'uptime', title: 'UP', min: 4, max: 5, text: (r) => (r.startedAt ? formatAge(now - Date.parse(r.startedAt)) : '?'), compare: (a, b) => Date.parse(b.startedAt ?? '') - Date.parse(a.startedAt ?? '') },
+  { key: 'ttl', title: 'TTL', min: 4, max: 5, drop: 1, text: (r) => (r.ttl !== undefined ? `${r.ttl}s` : '?'), compare: (a, b) => (a.ttl ?? 0) - (b.ttl ?? 0) },
+  { key: 'instances', title: 'INST', min: 5, max: 7, text: (r) => String(r.total), compare: (a, b) => a.total - b.total },
+  count('passing', 'green'),
+  count('warning', 'yellow'),
+  count('critical', 'red'),
+]
+
+// ---- Events -----------------------------------------------------------------------------
+
+export const EVENT_GROUPS = ['all', 'health', 'registry', 'leader', 'connection', 'problems', 'actions'] as const
+export type EventGroup = (typeof EVENT_GROUPS)[number]
+
+export interface EventItem {
+  key: string
+  at: string
+  level: LogEntry['level']
+  type: string
+  service?: string
+  /** The instance id as logged (this node's without the node prefix). */
+  id?: string
+  text: string
+}
+
+const GROUP_OF: Partial<Record<string, EventGroup>> = {
+  'health.changed': 'health',
+  'instance.registered': 'registry',
+  'instance.updated': 'registry',
+  'instance.removed': 'registry',
+  resync: 'registry',
+  'leader.changed': 'leader',
+  'leader.acting': 'leader',
+  'election.trouble': 'leader',
+  'docker.connected': 'connection',
+  'docker.disconnected': 'connection',
+  'etcd.connected': 'connection',
+  'etcd.disconnected': 'connection',
+  'lease.lost': 'connection',
+  'lease.renewed': 'connection',
+  action: 'actions',
+}
+
+export function eventInGroup(item: Pick<EventItem, 'type' | 'level'>, group: EventGroup): boolean {
+  if (group === 'all') return true
+  if (group === 'problems') return item.level !== 'info'
+  return GROUP_OF[item.type] === group
+}
+
+/** The store's log and the TUI's own notes (action results) as one list, newest first. */
+export function eventItems(log: readonly LogEntry[], notes: readonly UiNote[]): EventItem[] {
+  const items: EventItem[] = log.map((entry) => {
+    const e = entry.event
+    const subject =
+      e.type === 'instance.registered' || e.type === 'instance.updated'
+        ? { service: e.instance.service, id: e.instance.id }
+        : e.type === 'instance.removed' || e.type === 'health.changed'
+          ? { service: e.service, id: e.id }
+          : {}
+    return { key: `log-${entry.id}`, at: entry.at, level: entry.level, type: entry.type, ...subject, text: describeAgentEvent(e) }
+  })
+  for (const note of notes) items.push({ key: `note-${note.id}`, at: note.at, level: note.level, type: 'action', service: note.service, id: note.instance, text: note.text })
+  return items.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : b.key.localeCompare(a.key, 'en', { numeric: true })))
+}
+
+export interface EventView {
+  filter: string
+  group: EventGroup
+  service?: string
+}
+
+/** Events of the group, of the scoped service, and containing the filter text (service, type or words). */
+export function visibleEvents(items: readonly EventItem[], view: EventView): EventItem[] {
+  const needle = view.filter.trim().toLowerCase()
+  return items.filter(
+    (item) =>
+      eventInGroup(item, view.group) &&
+      (view.service === undefined || item.service === view.service) &&
+      (!needle || [item.text, item.type, item.service ?? ''].some((field) => field.toLowerCase().includes(needle))),
+  )
+}
+
+/** The events of one instance (ids as logged: this node's without the node prefix). */
+export function eventsOf(items: readonly EventItem[], record: Pick<InstanceRecord, 'service' | 'id' | 'node'>): EventItem[] {
+  const ids = new Set([record.id, instanceLabel(record)])
+  return items.filter((item) => item.service === record.service && item.id !== undefined && ids.has(item.id))
+}
+
+export const eventColumns = (clock: (iso: string) => string): GridColumn<EventItem>[] => [
+  { key: 'time', title: 'TIME', min: 8, max: 8, text: (r) => clock(r.at), compare: (a, b) => compareText(a.at, b.at), style: () => ({ dim: true }) },
+  { key: 'type', title: 'TYPE', min: 6, max: 19, drop: 2, text: (r) => r.type, style: () => ({ dim: true }) },
+  { key: 'service', title: 'SERVICE', min: 7, max: 24, drop: 1, text: (r) => r.service ?? '' },
+  {
+    key: 'event',
+    title: 'EVENT',
+    min: 10,
+    max: Number.POSITIVE_INFINITY,
+    grow: true,
+    text: (r) => r.text,
+    style: (r) => (r.level === 'error' ? { color: 'red' } : r.level === 'warn' ? { color: 'yellow' } : {}),
+  },
+]
