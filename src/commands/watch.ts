@@ -6,7 +6,9 @@ import { abortOnSignals, survivePipeClose } from '../cli/signals.js'
 import type { Config } from '../core/config.js'
 import { UsageError } from '../core/errors.js'
 import { AgentStore } from '../core/store.js'
+import type { InstanceRecord } from '../core/model.js'
 import { startServers, type Servers } from '../services/serve.js'
+import { agentActions, type AgentActions } from '../services/tui-actions.js'
 import { runWatch } from '../services/watch.js'
 import { startPresenter } from '../ui/run-presenter.js'
 
@@ -64,10 +66,24 @@ export default class Watch extends BaseCommand {
             throw new UsageError(`--metrics-port ${metricsPort}: cannot listen on ${config.agent.metricsHost} (${error.code ?? error.message})`, { hint: 'choose a free port' })
           })
     if (metrics) this.progress(`metrics at ${metrics.url}/metrics, health at ${metrics.url}/healthz`)
-    const presenter = await startPresenter(this.outputMode, store, this.theme, () => {
-      stopReason = 'q pressed'
-      controller.abort()
-    })
+    // The live view's actions reach the agent once it runs (until then they say so).
+    let agentSide: AgentActions | undefined
+    const starting = (): Promise<never> => Promise.reject(new Error('the agent is still starting'))
+    const actions = {
+      checkNow: (record: InstanceRecord) => agentSide?.checkNow(record) ?? starting(),
+      maintenance: (record: InstanceRecord, on: boolean) => agentSide?.maintenance(record, on) ?? starting(),
+      deregister: (record: InstanceRecord) => agentSide?.deregister(record) ?? starting(),
+    }
+    const presenter = await startPresenter(
+      this.outputMode,
+      store,
+      this.theme,
+      () => {
+        stopReason = 'q pressed'
+        controller.abort()
+      },
+      { actions },
+    )
     try {
       let servers: Servers | undefined
       await runWatch({
@@ -82,6 +98,10 @@ export default class Watch extends BaseCommand {
           servers = await startServers(view, config, this.config.version)
           if (servers.dns) this.progress(`DNS on ${servers.dns.host}:${servers.dns.port} (udp+tcp), domain ${config.serve.dnsDomain}`)
           if (servers.http) this.progress(`Consul HTTP API on ${servers.http.url}`)
+          store.setServing({ ...(servers.dns ? { dns: `${servers.dns.host}:${servers.dns.port}` } : {}), ...(servers.http ? { http: servers.http.url } : {}) })
+        },
+        onAgent: (agent, registry) => {
+          agentSide = agentActions(agent, registry)
         },
       }).finally(() => servers?.close())
     } finally {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { AgentEvent } from './agent/events.js'
-import type { InstanceRecord } from './model.js'
+import type { InstanceRecord, NodeRecord } from './model.js'
 
 export interface LogEntry {
   id: number
@@ -28,6 +28,10 @@ export interface AgentState {
   acting: boolean
   /** Every instance in the registry (the cluster view), sorted by service then id. */
   instances: InstanceRecord[]
+  /** Every live agent's node record (version, start, lease TTL), sorted by node. */
+  nodes: NodeRecord[]
+  /** Where this agent serves DNS and the Consul HTTP API, once it does. */
+  serving: { dns?: string; http?: string }
   /** Append-only log; `logBase` ids before the first entry have been dropped. */
   log: LogEntry[]
   startedAt: string
@@ -81,6 +85,8 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
       leader: null,
       acting: false,
       instances: [],
+      nodes: [],
+      serving: {},
       log: [],
       startedAt: this.now().toISOString(),
       stopping: false,
@@ -151,6 +157,20 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
   removeInstance(key: string): void {
     if (!this.instances.delete(key)) return
     this.instancesDirty = true
+    this.schedule()
+  }
+
+  /** The registry view's node records (replaced whole: there are few). */
+  setNodes(nodes: NodeRecord[]): void {
+    if (JSON.stringify(nodes) === JSON.stringify(this.state.nodes)) return
+    this.state = { ...this.state, nodes }
+    this.dirty = true
+    this.schedule()
+  }
+
+  setServing(serving: { dns?: string; http?: string }): void {
+    this.state = { ...this.state, serving }
+    this.dirty = true
     this.schedule()
   }
 

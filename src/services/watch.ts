@@ -29,6 +29,8 @@ export interface WatchOptions {
    */
   resolveWith?: (layers: EtcdConfigLayer[]) => Config
   reloads?: EventEmitter<{ reload: [trigger: string] }>
+  /** Told once the agent runs, e.g. to wire the live view's actions to it. */
+  onAgent?: (agent: Agent, registry: Registry) => void
 }
 
 /**
@@ -112,6 +114,7 @@ export async function runWatch(options: WatchOptions): Promise<void> {
       return
     }
     election.start()
+    options.onAgent?.(agent, registry)
     // Report the configuration in force and where each setting came from (status --show-config).
     void reconfigure('start')
     await Promise.race([stopped, fatalSeen])
@@ -142,7 +145,9 @@ function etcdLayers(view: RegistryView, config: Config): EtcdConfigLayer[] {
 /** The store shows the view: every change of an instance key is put or removed there. */
 export function followInStore(view: RegistryView, store: AgentStore): () => void {
   for (const entry of view.snapshot().instances) store.putInstance(entry.key, entry.record)
-  const onChange = (change: { keys: ReadonlySet<string> }): void => {
+  store.setNodes(view.snapshot().nodes.map((n) => n.record))
+  const onChange = (change: { keys: ReadonlySet<string>; nodes: boolean }): void => {
+    if (change.nodes) store.setNodes(view.snapshot().nodes.map((n) => n.record))
     for (const key of change.keys) {
       const entry = view.state.instance(key)
       if (entry) store.putInstance(key, entry.record)

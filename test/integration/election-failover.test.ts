@@ -173,9 +173,9 @@ describe('leader election: three agents on the real 3-member etcd', () => {
       expect(n).toMatchObject({ leader: n.node === leader.node, version: expect.stringMatching(/^\d+\.\d+\.\d+/), ttl: TTL_MS / 1000, pid: agent.pid })
       expect(Date.parse(n.startedAt)).toBeGreaterThanOrEqual(agent.spawnedAt - 1_000)
     }
-    expect(json.nodes[0].instances).toEqual({ passing: 1, warning: 0, critical: 0, unknown: 0, total: 1 })
-    expect(json.nodes[1].instances).toEqual({ passing: 0, warning: 0, critical: 1, unknown: 0, total: 1 })
-    expect(json.nodes[2].instances).toEqual({ passing: 0, warning: 0, critical: 0, unknown: 0, total: 0 })
+    expect(json.nodes[0].instances).toEqual({ passing: 1, warning: 0, critical: 0, unknown: 0, maintenance: 0, total: 1 })
+    expect(json.nodes[1].instances).toEqual({ passing: 0, warning: 0, critical: 1, unknown: 0, maintenance: 0, total: 1 })
+    expect(json.nodes[2].instances).toEqual({ passing: 0, warning: 0, critical: 0, unknown: 0, maintenance: 0, total: 0 })
     expect(json).toMatchObject({ services: 2, instances: { total: 2, passing: 1, critical: 1, healthy: 1 }, orphans: 0 })
 
     // Then: the human view says the same

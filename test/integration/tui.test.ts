@@ -156,7 +156,7 @@ describe('watch in a real 80×24 terminal', () => {
     await waitForScreen('the busybox service row', (t) => /^busybox +critical +1\/2 +0 +1 /m.test(t))
     // Nodes: this agent, leading
     await term.type('3')
-    await waitForScreen('this node in Nodes', (t) => new RegExp(`^${node} +leader \\(you\\) +\\? +\\d+[smh] +\\? +\\d+ `, 'm').test(t))
+    await waitForScreen('this node in Nodes', (t) => new RegExp(`^${node} +leader \\(you\\) +\\d+\\.\\d+\\.\\d+ +\\d+[smh] +\\d+s +\\d+ `, 'm').test(t))
     // Events: the health change, with its type and service
     await term.type('4')
     // (cut at 80 columns: the event's words begin "health busybox <instance>: passing → critical")
@@ -188,6 +188,20 @@ describe('watch in a real 80×24 terminal', () => {
     await waitForScreen('the address in the log', (t) => t.includes(`address of busybox ${name('health')}:80: 127.0.0.1:${port} (`))
     await term.type('d')
     await waitForScreen('the refusal in the log', (t) => t.includes(`busybox ${name('health')}:80 is a Docker record`))
+    // c runs its check now (after a confirmation) and logs the result; m puts it into maintenance and back
+    await term.type('c')
+    await waitForScreen('the check confirmation', (t) => /\[y\/N\]/.test(t))
+    await term.type('y')
+    await waitForScreen('the check result in the log', (t) => /critical in \d+ ms: HTTP 404/.test(t))
+    await term.type('m')
+    await waitForScreen('the maintenance confirmation', (t) => /\[y\/N\]/.test(t))
+    await term.type('y')
+    await waitForScreen('in maintenance', (t) => t.includes('in maintenance'))
+    await waitForScreen('the record in maintenance', (t) => new RegExp(`^busybox ${name('health')}:80 · maintenance`, 'm').test(t))
+    await term.type('m')
+    await waitForScreen('the second confirmation', (t) => /\[y\/N\]/.test(t))
+    await term.type('y')
+    await waitForScreen('back in rotation', (t) => t.includes('back in rotation'))
     // Esc closes the pane, Esc clears the filter; the tag filter is put back for what follows
     await term.press('Escape')
     await waitForScreen('the list again', (t) => /^SERVICE +INSTANCE/m.test(t))

@@ -227,6 +227,22 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     if (change.maintenance && !this.stopped) void this.reconcileAll()
   }
 
+  /**
+   * Runs one of this node's checks now, out of its schedule (the live view's `c`), and returns
+   * its result; the schedule and the recorded health go on as before.
+   */
+  async checkNow(record: Pick<InstanceRecord, 'service' | 'id' | 'node' | 'source'>): Promise<CheckResult> {
+    if (record.source === 'manual') throw new Error('the elected leader checks manual records, on its schedule')
+    if (record.node !== this.node) throw new Error(`node ${record.node}'s agent checks its own instances`)
+    const key = dockerInstanceKey(this.config.prefix, record.service, record.node, record.id)
+    const owner = this.keyOwner.get(key)
+    const instance = owner ? this.containers.get(owner)?.instances.find((i) => i.key === key)?.instance : undefined
+    if (!instance) throw new Error('no running container backs it now')
+    if (!instance.check) throw new Error('it has no check: it is passing while its container runs')
+    if (instance.check.kind === 'docker') throw new Error('its Docker HEALTHCHECK runs inside the container, on Docker’s schedule')
+    return this.runCheck(instance)
+  }
+
   // ---------------------------------------------------------------- start-up
 
   private async claimNode(): Promise<{ lease: string; previousLease?: string }> {

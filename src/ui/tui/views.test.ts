@@ -61,7 +61,7 @@ describe('nodeRows', () => {
   })
 
   it('Given no instances at all, Then this node still has a row', () => {
-    expect(nodeRows([], { node: 'node-a', startedAt: 'x', leader: null }).map((r) => r.node)).toEqual(['node-a'])
+    expect(nodeRows([], { node: 'node-a', startedAt: 'x', leader: null, nodes: [] }).map((r) => r.node)).toEqual(['node-a'])
   })
 })
 
