@@ -123,7 +123,7 @@ describe('faults: hostile labels', () => {
     expect(keysAfter.filter((k) => !k.startsWith(`${prefix}/`))).toEqual([])
     // And what is inside is only the schema-2 layout: services/<service>/<node>/<id> (Docker), nodes/<node>, election/…, leader/…
     const mine = written.filter((w) => w.key.startsWith(`${prefix}/`)).map((w) => w.key.slice(prefix.length + 1))
-    for (const key of mine) expect(key).toMatch(/^(services\/[a-z0-9.-]+\/[A-Za-z0-9_.:-]+\/[A-Za-z0-9_.:-]+|nodes\/[A-Za-z0-9_.:-]+|election\/[0-9a-f]+|leader\/info)$/)
+    for (const key of mine) expect(key).toMatch(/^(services\/[a-z0-9.-]+\/[A-Za-z0-9_.:-]+\/[A-Za-z0-9_.:-]+|nodes\/[A-Za-z0-9_.:-]+|config\/status\/[A-Za-z0-9_.:-]+|election\/[0-9a-f]+|leader\/info)$/)
     expect((await checkOracle({ etcd, prefix, hosts: [{ node, docker }], labels: pool.labels, scope: pool.owns })).phantom).toEqual([])
   })
 })
