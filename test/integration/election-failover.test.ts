@@ -189,7 +189,7 @@ describe('leader election: three agents on the real 3-member etcd', () => {
       const row = rows.find((r) => r.startsWith(`${n.node}${n.leader ? ' ★' : ' '}`))
       expect(row, `row for ${n.node} in:\n${human.stdout}`).toBeDefined()
       expect(row).toContain(`:${n.pid}`)
-      expect(row).toMatch(/\s3s\s/)
+      expect(row).toMatch(new RegExp(`\\s${TTL_MS / 1000}s\\s`))
     }
     expect(rows.find((r) => r.startsWith(first))).toContain('1 (1✓ 0✗ 0?)')
     expect(rows.find((r) => r.startsWith(second))).toContain('1 (0✓ 1✗ 0?)')
