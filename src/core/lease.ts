@@ -3,6 +3,8 @@ import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3'
 
 /** Re-puts after a re-grant run this many at a time, so 1000 keys don't open 1000 calls at once. */
 const REPUT_BATCH = 64
+/** Keepalives sent at once when retrying after a failed renewal. */
+const HEDGED_RENEWALS = 3
 
 export interface ManagedLeaseOptions {
   ttlMs: number
@@ -209,7 +211,13 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
     const deadlineMs = Math.max(300, Math.floor(this.options.ttlMs / 4))
     const sentAt = this.now()
     try {
-      const response = await lease.keepaliveOnce({ deadline: Date.now() + deadlineMs })
+      // After a failure the retry is hedged: etcd3 sends each call to a member of its own choice,
+      // so with one member frozen, one call waiting out its deadline there no longer starves the
+      // lease — the first answer wins (two misses in a row used to outlast a short TTL).
+      const calls = Array.from({ length: this.failing ? HEDGED_RENEWALS : 1 }, () => lease.keepaliveOnce({ deadline: Date.now() + deadlineMs }))
+      const response = await Promise.any(calls).catch((error: unknown) => {
+        throw error instanceof AggregateError ? (error.errors.find((e) => e instanceof EtcdLeaseInvalidError) ?? error.errors[0]) : error
+      })
       if (lease !== this.lease) return true
       if (Number(response.TTL) <= 0) {
         this.markLost('etcd reports the lease expired')

@@ -74,7 +74,11 @@ describe('faults: lease recovery and memory at scale', () => {
         30_000,
         'all 1000 records back on one new lease',
         250,
-      )
+      ).catch(async (error: Error) => {
+        const now = await ownRecords()
+        const told = agent.events().filter((e) => ['lease.lost', 'lease.renewed', 'etcd.disconnected', 'etcd.connected', 'error', 'resync'].includes(e.type)).slice(-25)
+        throw new Error(`${error.message}: ${now.size} records on leases ${[...new Set(now.values())].join(',')}; the agent said:\n${told.map((e) => JSON.stringify(e).slice(0, 240)).join('\n')}`)
+      })
       const tookMs = Math.round(performance.now() - revokedAt)
       const [newLease] = new Set((await ownRecords()).values())
       const ttl = await cluster.client(cluster.endpoints.filter((_, i) => i !== frozen - 1)).leaseClient.leaseTimeToLive({ ID: newLease })
