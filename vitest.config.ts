@@ -14,6 +14,15 @@ export default defineConfig({
         },
       },
       {
+        // Measurements that print numbers and assert nothing (npm run bench:tui); not in npm test.
+        test: {
+          name: 'measure',
+          include: ['src/**/*.measure.{ts,tsx}'],
+          environment: 'node',
+          testTimeout: 300_000,
+        },
+      },
+      {
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.{ts,tsx}'],

@@ -14,5 +14,8 @@ npx --no-install discovery-agent --help | grep -q 'doctor' || { echo "pack-check
 env=$(cat "${DISCOVERY_TESTENV_DIR:-/tmp/discovery-testenv}/env.json")
 endpoints=$(node -e 'console.log(JSON.parse(process.argv[1]).etcdEndpoints.join(","))' "$env")
 npx --no-install discovery-agent doctor --etcd-endpoints "$endpoints" --prefix /pack-check
-node --input-type=module -e "import('discovery-agent').then((m) => { if (typeof m.Registry !== 'function') throw new Error('no Registry export') })"
-echo "pack-check: the packed tarball installs and runs (help, doctor, library import)"
+# The bundled CLI talks to etcd through its build-time protobuf definitions (scripts/bundle.js).
+listed=$(npx --no-install discovery-agent list --json --etcd-endpoints "$endpoints" --prefix /pack-check)
+[[ $listed == \[* ]] || { echo "pack-check: list --json printed no array: $listed" >&2; exit 1; }
+node --input-type=module -e "import('discovery-agent').then((m) => { if (typeof m.Registry !== 'function') throw new Error('no Registry export'); if (typeof m.createResolver !== 'function') throw new Error('no createResolver export') })"
+echo "pack-check: the packed tarball installs and runs (help, doctor, list, library import)"

@@ -1,9 +1,10 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
 import { abortOnSignals } from '../cli/signals.js'
-import type { InstanceRecord } from '../core/model.js'
-import { listInstances, watchInstanceChanges, type InstanceChange } from '../services/list.js'
+import type { RecordProblem } from '../core/registry.js'
+import { listInstances, watchInstanceChanges, writeInstancesJson, type InstanceChange } from '../services/list.js'
 import { formatInstanceLine, renderInstanceTable } from '../ui/instance-table.js'
+import { stdoutIsTTY } from '../ui/output-mode.js'
 
 export default class List extends BaseCommand {
   static override summary = 'Show registered instances'
@@ -23,7 +24,7 @@ export default class List extends BaseCommand {
     watch: Flags.boolean({ summary: 'keep running and print every change' }),
   }
 
-  async run(): Promise<InstanceRecord[] | void> {
+  async run(): Promise<void> {
     const { args, flags } = await this.parse(List)
     const config = this.resolveConfig(flags)
     const filter = { service: args.service, healthy: flags.healthy, tags: flags.tag, node: flags.node }
@@ -43,9 +44,15 @@ export default class List extends BaseCommand {
       await watchInstanceChanges(config, filter, print, abortOnSignals())
       return
     }
+    if (this.jsonEnabled()) {
+      // Written here, in chunks, rather than returned for oclif to stringify in one piece: the
+      // same array (compact on a pipe, indented on a terminal) at 100,000 records too.
+      const warn = (problem: RecordProblem): void => this.progress(`warning: skipped ${problem.key}: ${problem.reason}`)
+      await writeInstancesJson(config, filter, process.stdout, { pretty: stdoutIsTTY(), onProblem: warn })
+      return
+    }
     const { instances, problems } = await listInstances(config, filter)
     for (const problem of problems) this.progress(`warning: skipped ${problem.key}: ${problem.reason}`)
-    if (!this.jsonEnabled()) this.out(renderInstanceTable(instances, this.theme))
-    return instances
+    this.out(renderInstanceTable(instances, this.theme))
   }
 }

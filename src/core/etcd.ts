@@ -96,41 +96,79 @@ const RANGE_PAGE_SIZE = 2_000
  * between pages restarts the read at a new revision.
  */
 export async function rangePrefix(client: Etcd3, prefix: string, pageSize = RANGE_PAGE_SIZE): Promise<PrefixRange> {
+  let kvs: IKeyValue[] = []
+  const revision = await forEachPrefixPage(
+    client,
+    prefix,
+    (page) => {
+      for (const kv of page) kvs.push(kv)
+    },
+    { pageSize, onRestart: () => (kvs = []) },
+  )
+  return { kvs, revision }
+}
+
+export interface PrefixPageOptions {
+  pageSize?: number
+  /** Called when a compaction forced the read to start over: drop what the pages gave so far. */
+  onRestart?: () => void
+}
+
+/**
+ * The pages of `prefix` at one revision, handed to `onPage` in key order as they arrive, so a
+ * caller that reduces each page (list --json keeps one string per record) never holds every
+ * raw key-value at once. The next page is requested before `onPage` runs on the current one,
+ * so etcd reads it while this process decodes and validates. Returns the revision read at.
+ */
+export async function forEachPrefixPage(
+  client: Etcd3,
+  prefix: string,
+  onPage: (kvs: IKeyValue[]) => void,
+  options: PrefixPageOptions = {},
+): Promise<string> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await rangeOnce(client, prefix, pageSize)
+      return await pagesOnce(client, prefix, options.pageSize ?? RANGE_PAGE_SIZE, onPage)
     } catch (error) {
-      if (attempt < 3 && /compacted/i.test(String((error as Error)?.message))) continue
+      if (attempt < 3 && /compacted/i.test(String((error as Error)?.message))) {
+        options.onRestart?.()
+        continue
+      }
       throw error
     }
   }
 }
 
-async function rangeOnce(client: Etcd3, prefix: string, pageSize: number): Promise<PrefixRange> {
+async function pagesOnce(client: Etcd3, prefix: string, pageSize: number, onPage: (kvs: IKeyValue[]) => void): Promise<string> {
   const end = Range.prefix(prefix).end
-  const kvs: IKeyValue[] = []
-  let start = Buffer.from(prefix)
-  let revision: string | undefined
   let limit = pageSize
-  for (;;) {
-    const builder = client.getAll().inRange({ start, end }).limit(limit)
-    if (revision !== undefined) builder.revision(revision)
-    let response
-    try {
-      response = await builder.exec()
-    } catch (error) {
-      if (error instanceof GRPCResourceExhastedError && limit > 1) {
-        limit = Math.max(1, Math.floor(limit / 2))
-        continue
+  const read = async (start: Buffer, revision?: string): Promise<{ kvs: IKeyValue[]; more: boolean; revision: string }> => {
+    for (;;) {
+      const builder = client.getAll().inRange({ start, end }).limit(limit)
+      if (revision !== undefined) builder.revision(revision)
+      try {
+        const response = await builder.exec()
+        return { kvs: response.kvs, more: response.more, revision: response.header.revision }
+      } catch (error) {
+        if (error instanceof GRPCResourceExhastedError && limit > 1) {
+          limit = Math.max(1, Math.floor(limit / 2))
+          continue
+        }
+        throw error
       }
-      throw error
     }
-    revision ??= response.header.revision
-    for (const kv of response.kvs) kvs.push(kv)
-    const last = response.kvs[response.kvs.length - 1]
-    if (!response.more || !last) return { kvs, revision }
-    // The next page starts just after the last key read.
-    start = Buffer.concat([last.key, Buffer.from([0])])
+  }
+  let page = await read(Buffer.from(prefix))
+  const revision = page.revision
+  for (;;) {
+    const last = page.kvs[page.kvs.length - 1]
+    // The next page starts just after the last key read; it is on its way while this one is handled.
+    const next = page.more && last ? read(Buffer.concat([last.key, Buffer.from([0])]), revision) : undefined
+    // A failed prefetch surfaces when awaited below; until then it must not count as unhandled.
+    next?.catch(() => undefined)
+    onPage(page.kvs)
+    if (!next) return revision
+    page = await next
   }
 }
 

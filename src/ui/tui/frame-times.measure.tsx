@@ -8,7 +8,7 @@ import { App } from './App.js'
 
 /**
  * Frame times with 1,000 and 10,000 instances: printed, never asserted (timing depends on the
- * machine). Skipped unless asked for: `TUI_MEASURE=1 npx vitest run --project unit src/ui/tui/frame-times.test.tsx`.
+ * machine). A measurement, not a test: `npm run bench:tui` (its own vitest project, not part of `npm test`).
  * A frame is timed from the cause (a key press, a store change) to Ink writing the frame.
  */
 afterEach(() => {
@@ -17,7 +17,7 @@ afterEach(() => {
 
 const STATUSES: HealthStatus[] = ['passing', 'passing', 'passing', 'warning', 'critical', 'unknown']
 
-describe.skipIf(!process.env.TUI_MEASURE)('frame times (printed, not asserted)', () => {
+describe('frame times (printed, not asserted)', () => {
   it.each([1_000, 10_000])('%i instances at 120×40', async (count) => {
     const store = makeStore({ coalesceMs: 50 })
     const records = Array.from({ length: count }, (_, i) =>
