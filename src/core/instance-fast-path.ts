@@ -1,4 +1,5 @@
 import { withinCheckLimit, type InstanceRecord } from './model.js'
+import { recordBelongsAt } from './keys.js'
 import { instanceIdProblem, serviceNameProblem } from './validate.js'
 
 /**
@@ -143,4 +144,16 @@ function isCheckSpec(value: unknown): boolean {
     optionalString(value.expectBody) &&
     optionalString(value.container)
   )
+}
+
+/** A well-formed record read at `key` that lives where its own service, id (and node) say, or undefined: then the schema decides why not. */
+export function fastInstanceAt(prefix: string, key: string, raw: string): InstanceRecord | undefined {
+  let json: unknown
+  try {
+    json = JSON.parse(raw)
+  } catch {
+    return undefined
+  }
+  const record = fastInstanceRecord(json)
+  return record && recordBelongsAt(prefix, key, record) ? record : undefined
 }

@@ -2,7 +2,7 @@ import type { Etcd3, IKeyValue } from 'etcd3'
 import type { EtcdConnection } from './config.js'
 import { UsageError } from './errors.js'
 import { createEtcdClient, explainEtcdFailure, rangePrefix, type EtcdClientOptions } from './etcd.js'
-import { fastInstanceRecord } from './instance-fast-path.js'
+import { fastInstanceAt } from './instance-fast-path.js'
 import { EtcdLeaseInvalidError } from 'etcd3'
 import { configReloadKey, configStatusKey, instanceKey, maintenanceKey, maintenancePrefix, nodeKey, nodesPrefix, parseMaintenanceKey, recordBelongsAt, servicePrefix, servicesPrefix, type MaintenanceTarget } from './keys.js'
 import { parseMaintenanceRecord } from './maintenance.js'
@@ -286,14 +286,7 @@ export class Registry {
 
   /** A well-formed record at the key its own service and id name, or undefined (then the schema decides why not). */
   private fastInstance(raw: string, key: string): InstanceRecord | undefined {
-    let json: unknown
-    try {
-      json = JSON.parse(raw)
-    } catch {
-      return undefined
-    }
-    const record = fastInstanceRecord(json)
-    return record && recordBelongsAt(this.prefix, key, record) ? record : undefined
+    return fastInstanceAt(this.prefix, key, raw)
   }
 
   /** The schema's verdict; a record must also live at the key its own service and id name. */

@@ -1,6 +1,6 @@
 import type { Config } from '../core/config.js'
 import { forEachPrefixPage } from '../core/etcd.js'
-import { fastInstanceRecord } from '../core/instance-fast-path.js'
+import { fastInstanceAt } from '../core/instance-fast-path.js'
 import { recordBelongsAt, servicePrefix, servicesPrefix } from '../core/keys.js'
 import type { InstanceRecord } from '../core/model.js'
 import type { RecordProblem } from '../core/registry.js'
@@ -94,7 +94,7 @@ export async function writeInstancesJson(
           for (const kv of kvs) {
             const key = kv.key.toString()
             const raw = kv.value.toString()
-            const record = fastRecord(registry.prefix, key, raw)
+            const record = fastInstanceAt(registry.prefix, key, raw)
             if (record) keep(record)
             else slow.push({ key, raw })
           }
@@ -124,16 +124,6 @@ export async function writeInstancesJson(
   return { count: records.length, problems }
 }
 
-function fastRecord(prefix: string, key: string, raw: string): InstanceRecord | undefined {
-  let json: unknown
-  try {
-    json = JSON.parse(raw)
-  } catch {
-    return undefined
-  }
-  const record = fastInstanceRecord(json)
-  return record && recordBelongsAt(prefix, key, record) ? record : undefined
-}
 
 /** The array JSON.stringify(records) would give (or JSON.stringify(records, null, 2) when pretty), in chunks. */
 async function writeJsonArray(out: NodeJS.WritableStream, records: JsonInstance[], pretty: boolean): Promise<void> {
