@@ -179,6 +179,7 @@ describe('checks of external services: run by the leader only', () => {
       return record?.health.status === 'critical' ? record : undefined
     }, 30_000, 'ext to turn critical')
     expect(critical.health.output).not.toBe('')
-    expect(leader.eventsOf('health.changed').some((e) => e.service === 'ext' && e.to === 'critical')).toBe(true)
+    // (printed once the leader's write returns: possibly after the registry already shows it)
+    await waitFor(() => leader.eventsOf('health.changed').some((e) => e.service === 'ext' && e.to === 'critical'), 10_000, 'the leader to report the change')
   })
 })
