@@ -1,5 +1,7 @@
 // Shared helpers for the benchmarks (plain ESM, run against dist/ and the test environment).
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -54,4 +56,35 @@ export function waitUntil(predicate, timeoutMs, what, everyMs = 2) {
  */
 export function commandFor(args) {
   return args[0].endsWith(`${path.sep}bin${path.sep}run.js`) ? [args[0], args.slice(1)] : [process.execPath, args]
+}
+
+/** A free TCP port on loopback (bound once, then released). */
+export async function freePort() {
+  const server = net.createServer()
+  await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** A long-running child with its output tail kept; stop() is SIGTERM, then SIGKILL after 5 s. */
+export function startProcess(command, args, name) {
+  const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
+  let output = ''
+  const keep = (d) => (output = (output + d).slice(-4000))
+  child.stdout.setEncoding('utf8').on('data', keep)
+  child.stderr.setEncoding('utf8').on('data', keep)
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)))
+  return {
+    name,
+    output: () => output,
+    running: () => child.exitCode === null && child.signalCode === null,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
 }

@@ -27,7 +27,6 @@ import { spawn } from 'node:child_process'
 import dgram from 'node:dgram'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
@@ -36,7 +35,7 @@ import dnsPacket from 'dns-packet'
 import { Etcd3 } from 'etcd3'
 import { manyInstances, seedInstances } from '../test/support/bench-seed.js'
 import { Buffer } from 'node:buffer'
-import { commandFor, isMain, percentile, printRows, root, round, testEnv } from './common.js'
+import { commandFor, freePort, isMain, percentile, printRows, root, round, startProcess, testEnv } from './common.js'
 
 const SERVICES = 100
 const PER_SERVICE = 10
@@ -90,35 +89,7 @@ function captureAnswer(port, name) {
   })
 }
 
-async function freePort() {
-  const server = net.createServer()
-  await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
-/** A long-running child with its stderr tail kept; stop() is SIGTERM, then SIGKILL. */
-function startProcess(command, args, name) {
-  const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
-  let output = ''
-  const keep = (d) => (output = (output + d).slice(-4000))
-  child.stdout.setEncoding('utf8').on('data', keep)
-  child.stderr.setEncoding('utf8').on('data', keep)
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)))
-  return {
-    name,
-    output: () => output,
-    running: () => child.exitCode === null && child.signalCode === null,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(timer)
-    },
-  }
-}
 
 function execute(command, args, { timeoutMs = 60_000 } = {}) {
   return new Promise((resolve, reject) => {

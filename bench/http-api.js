@@ -18,43 +18,15 @@ import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
 import { manyInstances, seedInstances } from '../test/support/bench-seed.js'
-import { commandFor, isMain, printRows, root, round, testEnv } from './common.js'
+import { commandFor, freePort, isMain, printRows, root, round, startProcess, testEnv } from './common.js'
 
 const INSTANCES = 1_000
 
-async function freePort() {
-  const server = net.createServer()
-  await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
-function startProcess(command, args, name) {
-  const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } })
-  let output = ''
-  const keep = (d) => (output = (output + d).slice(-4000))
-  child.stdout.setEncoding('utf8').on('data', keep)
-  child.stderr.setEncoding('utf8').on('data', keep)
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)))
-  return {
-    name,
-    output: () => output,
-    running: () => child.exitCode === null && child.signalCode === null,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-      await exited
-      clearTimeout(timer)
-    },
-  }
-}
 
 /** GET `url` on a fresh connection: { status, text }. */
 function getText(url, timeoutMs = 10_000) {
