@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePorts } from '../../src/core/net.js'
 import { Containers, dockerAt, etcdClient, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
 import { uniquePrefix, waitFor } from '../support/cli.js'
-import { dig, httpGet, spawnProcess, unixCommand, type Spawned } from '../support/dns-tools.js'
+import { dig, haproxyUpServers, httpGet, spawnProcess, unixCommand, type Spawned } from '../support/dns-tools.js'
 import { testEnv } from '../support/env.js'
 import { docker } from '../support/tmux.js'
 
@@ -130,21 +130,6 @@ describe('HAProxy 2.6 follows the agent over SRV (server-template)', () => {
     if (!haproxy.running) throw new Error(`haproxy exited: ${haproxy.text()}`)
   })
 
-  /** `addr:port` of the servers HAProxy has UP and not in maintenance (see dns.test.ts). */
-  async function upServers(): Promise<string[]> {
-    const text = await unixCommand(socketPath, 'show servers state be\n')
-    const lines = text.split('\n')
-    const header = lines.find((line) => line.startsWith('# be_id'))
-    if (!header) return []
-    const columns = header.slice(2).split(' ')
-    const col = (name: string): number => columns.indexOf(name)
-    return lines
-      .filter((line) => line && !line.startsWith('#') && line.includes(' '))
-      .map((line) => line.split(' '))
-      .filter((f) => f.length === columns.length && f[col('srv_op_state')] === '2' && (Number(f[col('srv_admin_state')]) & 0x3f) === 0)
-      .map((f) => `${f[col('srv_addr')]}:${f[col('srv_port')]}`)
-      .sort()
-  }
 
   /** Sends `count` requests through HAProxy; resolves with how many each container answered. */
   async function spread(count: number): Promise<{ by: Record<string, number>; failed: number }> {
@@ -169,7 +154,7 @@ describe('HAProxy 2.6 follows the agent over SRV (server-template)', () => {
     const [addrA, addrB, addrC] = [await addr(a.name), await addr(b.name), await addr(c.name)]
     let seen: string[] = []
     const startedAt = performance.now()
-    await waitFor(async () => same((seen = await upServers()), [addrA, addrB, addrC]), 60_000, 'HAProxy to have all three UP', 100).catch(async (error: Error) => {
+    await waitFor(async () => same((seen = await haproxyUpServers(socketPath)), [addrA, addrB, addrC]), 60_000, 'HAProxy to have all three UP', 100).catch(async (error: Error) => {
       throw new Error(`${error.message}; it has ${JSON.stringify(seen)}; SRV: ${JSON.stringify(await srvPorts(`_${service}._tcp.service.discovery`))}; state: ${await unixCommand(socketPath, 'show servers state be\n')}; haproxy: ${haproxy.text().slice(-3000)}`)
     })
     console.log(`dns-agent: HAProxy has all 3 containers UP ${Math.round(performance.now() - startedAt)} ms after the last docker start`)
@@ -180,7 +165,7 @@ describe('HAProxy 2.6 follows the agent over SRV (server-template)', () => {
     // When a is stopped (docker stop: SIGTERM, which httpd as PID 1 ignores, then SIGKILL after 2 s)
     const stopAt = performance.now()
     const stopping = a.container.stop({ t: 2 })
-    const stopMs = await msUntil(async () => !(await upServers()).includes(addrA), 60_000, 'the stopped container out of rotation', stopAt)
+    const stopMs = await msUntil(async () => !(await haproxyUpServers(socketPath)).includes(addrA), 60_000, 'the stopped container out of rotation', stopAt)
     await stopping
     console.log(`dns-agent: docker stop → out of HAProxy's rotation: ${stopMs} ms`)
     // Then it gets no traffic and no request fails
@@ -192,7 +177,7 @@ describe('HAProxy 2.6 follows the agent over SRV (server-template)', () => {
     // When c's check starts failing (its /health goes away; httpd still serves /)
     const failAt = performance.now()
     await docker(['exec', c.name, 'mv', '/www/health', '/www/health.off'])
-    const failMs = await msUntil(async () => same(await upServers(), [addrB]), 60_000, 'the failing container out of rotation', failAt)
+    const failMs = await msUntil(async () => same(await haproxyUpServers(socketPath), [addrB]), 60_000, 'the failing container out of rotation', failAt)
     console.log(`dns-agent: check failing (interval 1s, failures 1) → out of HAProxy's rotation: ${failMs} ms`)
     // Then only b gets traffic
     const onlyB = await spread(10)
@@ -204,9 +189,9 @@ describe('HAProxy 2.6 follows the agent over SRV (server-template)', () => {
     const startAt = performance.now()
     const d = await pool.run('hx-d', webOptions(service, 'hx-d'))
     const addrD = await addr(d.name)
-    const newMs = await msUntil(async () => (await upServers()).includes(addrD), 60_000, 'the new container in rotation', startAt)
+    const newMs = await msUntil(async () => (await haproxyUpServers(socketPath)).includes(addrD), 60_000, 'the new container in rotation', startAt)
     console.log(`dns-agent: docker start → in HAProxy's rotation: ${newMs} ms`)
-    await waitFor(async () => same(await upServers(), [addrB, addrC, addrD]), 60_000, 'b, c and d UP', 100)
+    await waitFor(async () => same(await haproxyUpServers(socketPath), [addrB, addrC, addrD]), 60_000, 'b, c and d UP', 100)
     // Then the new one gets its share of the traffic, and c is back
     const last = await spread(30)
     expect(last.failed).toBe(0)

@@ -8,7 +8,7 @@ import type { HealthStatus, InstanceRecord, NodeRecord } from '../../src/core/mo
 import { freePorts } from '../../src/core/net.js'
 import { ViewState } from '../../src/core/view/view-state.js'
 import { waitFor } from '../support/cli.js'
-import { countingBackend, dig, httpGet, putRecords, spawnProcess, unixCommand, whoHoldsPort, type CountingBackend, type Spawned } from '../support/dns-tools.js'
+import { countingBackend, dig, haproxyUpServers, httpGet, putRecords, spawnProcess, whoHoldsPort, type CountingBackend, type Spawned } from '../support/dns-tools.js'
 import { testEnv } from '../support/env.js'
 import { instanceRecord } from '../support/instance-fixtures.js'
 import { docker } from '../support/tmux.js'
@@ -231,26 +231,6 @@ describe('DNS with HAProxy: server-template over SRV', () => {
     if (!haproxy.running) throw new Error(`haproxy exited: ${haproxy.text()}`)
   })
 
-  /**
-   * The `addr:port` of the backend's servers HAProxy has up (operational state 2, none of the
-   * maintenance or drain admin flags 0x3f, 0x20 being maintenance for a failed resolution;
-   * 0x40 only records that the name came from an SRV record), from `show servers state` on its
-   * stats socket: the stats page leaves the address of resolved servers out.
-   */
-  async function upServers(): Promise<string[]> {
-    const text = await unixCommand(socketPath, 'show servers state be\n')
-    const lines = text.split('\n')
-    const header = lines.find((line) => line.startsWith('# be_id'))
-    if (!header) return []
-    const columns = header.slice(2).split(' ')
-    const col = (name: string): number => columns.indexOf(name)
-    return lines
-      .filter((line) => line && !line.startsWith('#') && line.includes(' '))
-      .map((line) => line.split(' '))
-      .filter((f) => f.length === columns.length && f[col('srv_op_state')] === '2' && (Number(f[col('srv_admin_state')]) & 0x3f) === 0)
-      .map((f) => `${f[col('srv_addr')]}:${f[col('srv_port')]}`)
-      .sort()
-  }
 
   /** Sends `count` requests through HAProxy's frontend; resolves with how many each backend got. */
   async function spread(count: number): Promise<{ a: number; b: number; failed: number }> {
@@ -263,7 +243,7 @@ describe('DNS with HAProxy: server-template over SRV', () => {
   it('Given two instances in DNS, When requests go through HAProxy, Then both backends get traffic; When one turns critical, Then HAProxy stops sending it any', async () => {
     const both = [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`].sort()
     let seen: string[] = []
-    await waitFor(async () => JSON.stringify((seen = await upServers())) === JSON.stringify(both), 60_000, `HAProxy to have ${both.join(' and ')} UP`, 500).catch((error: Error) => {
+    await waitFor(async () => JSON.stringify((seen = await haproxyUpServers(socketPath))) === JSON.stringify(both), 60_000, `HAProxy to have ${both.join(' and ')} UP`, 500).catch((error: Error) => {
       throw new Error(`${error.message}; it has ${JSON.stringify(seen)}`)
     })
     const first = await spread(20)
@@ -277,7 +257,7 @@ describe('DNS with HAProxy: server-template over SRV', () => {
       const round = await spread(10)
       return round.b === 0 && round.a === 10 && round.failed === 0
     }, 90_000, 'HAProxy to send nothing to the critical instance', 500)
-    expect(await upServers()).toEqual([`127.0.0.1:${a.port}`])
+    expect(await haproxyUpServers(socketPath)).toEqual([`127.0.0.1:${a.port}`])
   })
 })
 

@@ -171,3 +171,24 @@ export function unixCommand(socketPath: string, command: string, timeoutMs = 500
     })
   })
 }
+
+/**
+ * The `addr:port` of the backend's servers HAProxy has up (operational state 2, none of the
+ * maintenance or drain admin flags 0x3f, 0x20 being maintenance for a failed resolution;
+ * 0x40 only records that the name came from an SRV record), from `show servers state` on its
+ * stats socket: the stats page leaves the address of resolved servers out.
+ */
+export async function haproxyUpServers(socketPath: string): Promise<string[]> {
+  const text = await unixCommand(socketPath, 'show servers state be\n')
+  const lines = text.split('\n')
+  const header = lines.find((line) => line.startsWith('# be_id'))
+  if (!header) return []
+  const columns = header.slice(2).split(' ')
+  const col = (name: string): number => columns.indexOf(name)
+  return lines
+    .filter((line) => line && !line.startsWith('#') && line.includes(' '))
+    .map((line) => line.split(' '))
+    .filter((f) => f.length === columns.length && f[col('srv_op_state')] === '2' && (Number(f[col('srv_admin_state')]) & 0x3f) === 0)
+    .map((f) => `${f[col('srv_addr')]}:${f[col('srv_port')]}`)
+    .sort()
+}
