@@ -45,8 +45,11 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
   /** Keys being re-put right now, and those of them `delete()` removed meanwhile (to delete again). */
   private readonly reputting = new Set<string>()
   private readonly deleted = new Set<string>()
+  /** put() calls in flight, by the lease they name (a replaced lease is not revoked under them). */
+  private readonly inFlight = new Map<string, number>()
   /** The lease replaced by a re-grant; revoked once every key moved to the new one. */
   private replacedLease?: Lease
+  private replacedId?: string
   private recovering = false
   private failing = false
   private timer?: NodeJS.Timeout
@@ -89,18 +92,45 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
     return id
   }
 
-  /** Puts a key bound to this lease and remembers it, so it is put again after a loss. */
+  /**
+   * Puts a key bound to this lease and remembers it, so it is put again after a loss. When the
+   * lease is lost (before or during the call) the key is queued for the re-put that follows the
+   * re-grant instead of failing: the caller's key lands either way. Rejects on network errors.
+   */
   async put(key: string, value: string): Promise<void> {
     this.owned.set(key, value)
     this.deleted.delete(key)
-    const id = this.requireId()
+    if (this.leaseId === undefined) throw new Error('lease is not granted (not started)')
+    if (this.lostFlag) {
+      this.pending.add(key)
+      return
+    }
+    const id = this.leaseId
+    this.inFlight.set(id, (this.inFlight.get(id) ?? 0) + 1)
     try {
       await this.client.put(key).value(value).lease(id).exec()
     } catch (error) {
-      // etcd no longer knows the lease: recover now rather than at the next renewal.
-      if (error instanceof EtcdLeaseInvalidError && id === this.leaseId) this.markLost('etcd reports the lease expired')
-      throw error
+      if (!(error instanceof EtcdLeaseInvalidError)) throw error
+      // etcd no longer knows the lease: recover now (this key is owned, so it is re-put), or,
+      // when a re-grant already happened, make sure the re-put covers this key.
+      if (id === this.leaseId) this.markLost('etcd reports the lease expired')
+      else this.requeue(key)
+      return
+    } finally {
+      const left = (this.inFlight.get(id) ?? 1) - 1
+      if (left > 0) this.inFlight.set(id, left)
+      else this.inFlight.delete(id)
     }
+    // Landed on a lease replaced while the call was in flight: move it to the current one
+    // (the replaced lease is revoked once nothing is left on it).
+    if (id !== this.leaseId) this.requeue(key)
+  }
+
+  /** Queues an owned key for the next flush under the current lease. */
+  private requeue(key: string): void {
+    if (!this.owned.has(key) || this.closed) return
+    this.pending.add(key)
+    if (!this.ticking) this.schedule(0)
   }
 
   /** Forgets a key and deletes it from etcd. */
@@ -156,11 +186,6 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
   /** After a failure, try again soon: the next call most likely goes to a healthy member. */
   private get retryEveryMs(): number {
     return Math.min(this.renewEveryMs, 250)
-  }
-
-  private requireId(): string {
-    if (this.leaseId === undefined || this.lostFlag) throw new Error('lease is not granted (lost or not started)')
-    return this.leaseId
   }
 
   private async grant(): Promise<string> {
@@ -255,6 +280,7 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
   /** Grants a new lease and queues every owned key to be put under it; false if etcd is still unreachable. */
   private async recover(): Promise<boolean> {
     const old = this.lease
+    const oldId = this.leaseId
     try {
       await this.grant()
     } catch {
@@ -265,7 +291,10 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
       await this.lease?.revoke({ deadline: Date.now() + 2_000 }).catch(() => undefined)
       return true
     }
-    if (old && old !== this.lease) this.replacedLease = old
+    if (old && old !== this.lease) {
+      this.replacedLease = old
+      this.replacedId = oldId
+    }
     for (const key of this.owned.keys()) this.pending.add(key)
     this.recovering = true
     return true
@@ -286,7 +315,7 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
       this.recovering = false
       this.emit('renewed', id)
     }
-    if (this.pending.size === 0 && this.replacedLease) {
+    if (this.pending.size === 0 && this.replacedLease && !this.inFlight.has(this.replacedId ?? '')) {
       // Every key moved to the new lease, so the old one holds none: drop it if etcd still has it.
       const replaced = this.replacedLease
       this.replacedLease = undefined

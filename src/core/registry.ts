@@ -3,7 +3,7 @@ import type { EtcdConnection } from './config.js'
 import { UsageError } from './errors.js'
 import { createEtcdClient, explainEtcdFailure, rangePrefix, type EtcdClientOptions } from './etcd.js'
 import { fastInstanceAt } from './instance-fast-path.js'
-import { EtcdLeaseInvalidError } from 'etcd3'
+import { EtcdLeaseInvalidError, GRPCDeadlineExceededError } from 'etcd3'
 import { configReloadKey, configStatusKey, instanceKey, maintenanceKey, maintenancePrefix, nodeKey, nodesPrefix, parseMaintenanceKey, recordBelongsAt, servicePrefix, servicesPrefix, type MaintenanceTarget } from './keys.js'
 import { parseMaintenanceRecord } from './maintenance.js'
 import type { InstanceRecord, MaintenanceRecord, NodeRecord, ParseResult } from './model.js'
@@ -235,12 +235,30 @@ export class Registry {
     return settled.flat()
   }
 
+  /**
+   * One transaction for the batch; its else-branch reads every key, so when a guard fails the
+   * caller learns at once what each key holds now (no waiting for a watch that may sit on a
+   * frozen member). Ops whose guards held are committed again together; each round settles at
+   * least one op.
+   */
   private async commitBatch(batch: readonly GuardedOp[]): Promise<GuardedResult[]> {
-    const together = await this.commitGuarded(batch)
-    if (together.ok || batch.length === 1) return batch.map(() => together)
-    const one: GuardedResult[] = []
-    for (const op of batch) one.push(await this.commitGuarded([op]))
-    return one
+    const results: GuardedResult[] = new Array(batch.length)
+    let todo = batch.map((_, i) => i)
+    for (let round = 0; todo.length > 0; round++) {
+      const outcome = await this.commitGuarded(todo.map((i) => batch[i]))
+      if (outcome.ok || outcome.reason === 'lease') {
+        for (const i of todo) results[i] = outcome
+        break
+      }
+      const held: number[] = []
+      todo.forEach((i, j) => {
+        const current = outcome.current[j]
+        if (guardHolds(batch[i].expect, current) && round < GUARD_ROUNDS) held.push(i)
+        else results[i] = { ok: false, reason: 'moved', current, revision: outcome.revision }
+      })
+      todo = held
+    }
+    return results
   }
 
   /** A put or delete that only the holder of `fence` (the election key at its create revision) may make. */
@@ -251,16 +269,27 @@ export class Registry {
     return result.succeeded
   }
 
-  private async commitGuarded(batch: readonly GuardedOp[]): Promise<GuardedResult> {
+  private async commitGuarded(batch: readonly GuardedOp[]): Promise<{ ok: true; revision: string } | { ok: false; reason: 'lease'; error: unknown } | { ok: false; reason: 'moved'; current: (KeyState | null)[]; revision: string }> {
     const first = batch[0]
     let txn = 'absent' in first.expect ? this.client.if(first.key, 'Version', '==', 0) : this.client.if(first.key, 'Mod', '==', first.expect.modRevision)
     for (const op of batch.slice(1)) txn = 'absent' in op.expect ? txn.and(op.key, 'Version', '==', 0) : txn.and(op.key, 'Mod', '==', op.expect.modRevision)
-    try {
-      const result = await txn.then(...batch.map((op) => this.toOp(op))).commit()
-      return result.succeeded ? { ok: true, revision: result.header.revision } : { ok: false, reason: 'moved' }
-    } catch (error) {
-      if (error instanceof EtcdLeaseInvalidError) return { ok: false, reason: 'lease', error }
-      throw error
+    txn = txn.then(...batch.map((op) => this.toOp(op))).else(...batch.map((op) => this.client.get(op.key)))
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await txn.commit()
+        if (result.succeeded) return { ok: true, revision: result.header.revision }
+        const current = result.responses.map((r) => {
+          const kv = r.response_range?.kvs[0]
+          return kv ? { value: kv.value.toString(), modRevision: kv.mod_revision, lease: kv.lease } : null
+        })
+        return { ok: false, reason: 'moved', current, revision: result.header.revision }
+      } catch (error) {
+        if (error instanceof EtcdLeaseInvalidError) return { ok: false, reason: 'lease', error }
+        // A call that waited out its deadline (a frozen member) goes again: etcd3 picks the
+        // member anew, and the guards make a repeat of a write that did land a no-op.
+        if (error instanceof GRPCDeadlineExceededError && attempt < DEADLINE_ATTEMPTS) continue
+        throw error
+      }
     }
   }
 
@@ -334,15 +363,32 @@ export class Registry {
 const TXN_BATCH = 100
 /** Transactions in flight at once for one applyGuarded call. */
 const TXN_PARALLEL = 4
+/** Rounds of re-committing the ops whose guards held after a neighbour's failed. */
+const GUARD_ROUNDS = 3
+/** Tries of a transaction whose call waited out its deadline. */
+const DEADLINE_ATTEMPTS = 3
 
 export type GuardedOp =
   | { kind: 'put'; key: string; value: string; lease?: string; expect: { absent: true } | { modRevision: string } }
   | { kind: 'delete'; key: string; expect: { modRevision: string } }
 
+/** What a key holds, as read inside a guarded transaction. */
+export interface KeyState {
+  value: string
+  modRevision: string
+  lease: string
+}
+
 export type GuardedResult =
   | { ok: true; revision: string }
-  /** `moved`: the key was not as expected (someone else's, or changed since read); `lease`: etcd no longer knows the lease. */
-  | { ok: false; reason: 'moved' | 'lease'; error?: unknown }
+  /** The key was not as expected (someone else's, or changed since read): `current` is what it holds (null: absent) at `revision`. */
+  | { ok: false; reason: 'moved'; current: KeyState | null; revision: string }
+  /** etcd no longer knows the lease the put named. */
+  | { ok: false; reason: 'lease'; error: unknown }
+
+function guardHolds(expect: GuardedOp['expect'], current: KeyState | null): boolean {
+  return 'absent' in expect ? current === null : current !== null && current.modRevision === expect.modRevision
+}
 
 /** What an agent reports after each configuration change (`<prefix>/config/status/<node>`). */
 export interface ConfigStatus {

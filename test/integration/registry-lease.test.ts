@@ -141,6 +141,59 @@ describe('ManagedLease recovery and shutdown', () => {
     ])
   })
 
+  it('Given a put in flight on the lease, When the lease is lost and re-granted before the put arrives, Then the put resolves and its key ends on the new lease, not removed with the old one', async () => {
+    // Given: a client whose first put of one key waits at a gate (a call stuck on a slow member)
+    const prefix = uniquePrefix('lease')
+    prefixes.push(prefix)
+    const real = createEtcdClient({ endpoints: env.etcdEndpoints }, { retries: 2, callTimeoutMs: 3_000 })
+    clients.push(real)
+    const slowKey = `${prefix}/slow`
+    let open!: () => void
+    let gatedOnce = false
+    const gate = new Promise<void>((resolve) => (open = resolve))
+    const gated = new Proxy(real, {
+      get(target, property, receiver) {
+        if (property !== 'put') return Reflect.get(target, property, receiver)
+        return (key: string) => {
+          const builder = target.put(key)
+          if (key !== slowKey || gatedOnce) return builder
+          gatedOnce = true
+          const exec = builder.exec.bind(builder)
+          builder.exec = async () => {
+            await gate
+            return exec()
+          }
+          return builder
+        }
+      },
+    })
+    const lease = new ManagedLease(gated, { ttlMs: 3_000 })
+    leases.push(lease)
+    const renewed: string[] = []
+    lease.on('renewed', (id) => renewed.push(id))
+    lease.on('error', () => undefined)
+    const first = await lease.start()
+    await lease.put(`${prefix}/fast`, 'F')
+    const slow = lease.put(slowKey, 'S')
+    // When: the lease is declared lost (etcd still holds it) and a new one granted and filled
+    lease.reportInvalid(first)
+    await waitFor(() => renewed.length > 0, 15_000, 'the re-grant')
+    const second = lease.id!
+    expect(second).not.toBe(first)
+    // …and only then does the stuck put reach etcd, naming the first lease
+    open()
+    await expect(slow).resolves.toBeUndefined()
+    // Then: both keys on the new lease, and they stay once the first lease is revoked
+    await waitFor(async () => {
+      const kvs = await getKvs(`${prefix}/`, { prefix: true })
+      return kvs.length === 2 && kvs.every((kv) => kv.lease === second) && (await leaseTimeToLive(first)) === undefined
+    }, 15_000, 'both keys on the new lease and the first lease revoked')
+    expect((await getKvs(`${prefix}/`, { prefix: true })).map((kv) => [kv.key, kv.value])).toEqual([
+      [`${prefix}/fast`, 'F'],
+      [slowKey, 'S'],
+    ])
+  })
+
   it('Given a key deleted through the helper, When the lease is re-granted, Then that key is not brought back', async () => {
     // Given
     const { prefix, lease, events } = setup(3_000)

@@ -12,9 +12,9 @@ import { createCheckAgents, destroyCheckAgents, runStoredCheck, type CheckAgents
 import { HealthScheduler } from '../health/scheduler.js'
 import { dockerInstanceKey } from '../keys.js'
 import { ManagedLease } from '../lease.js'
-import type { DesiredInstance, InstanceRecord } from '../model.js'
+import type { DesiredInstance, InstanceRecord, ParseResult } from '../model.js'
 import { primaryIPv4 } from '../net.js'
-import type { GuardedOp, Registry } from '../registry.js'
+import type { GuardedOp, KeyState, Registry } from '../registry.js'
 import { withRetries } from '../retry.js'
 import type { RegistryView } from '../view/registry-view.js'
 import type { ViewChange } from '../view/view-state.js'
@@ -106,6 +106,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
   /** Keys withdrawn by --deregister-critical-after until their health is no longer critical. */
   private readonly withheld = new Set<string>()
   private readonly written = new Map<string, Written>()
+  private parseRecord?: (raw: string, key: string) => ParseResult<InstanceRecord>
   private readonly work = new Map<string, WorkSlot>()
   private readonly tally = { written: 0, removed: 0 }
   private readonly aborter = new AbortController()
@@ -190,6 +191,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
 
   /** Connects (retrying while etcd is unreachable), claims the node name, and starts the loop. */
   async start(): Promise<void> {
+    this.parseRecord = await this.registry.instanceParser()
     const claimed = await this.claimNode()
     this.previousLease = claimed.previousLease
     this.etcdUp = true
@@ -629,8 +631,14 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     results.forEach((result, i) => {
       const step = steps[i]
       if (!result.ok) {
-        if (result.reason === 'lease') this.lease.reportInvalid(leaseId)
-        else retry.push(step.key)
+        if (result.reason === 'lease') {
+          this.lease.reportInvalid(leaseId)
+          return
+        }
+        // What the key holds now, read in the same transaction: the retry plans from it rather
+        // than wait for the view (whose watch may sit on a frozen member).
+        this.observe(step.key, result.current, result.revision)
+        retry.push(step.key)
         return
       }
       if (step.op === 'delete') {
@@ -658,7 +666,17 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     if (change === 'updated') this.emitEvent({ type: 'instance.updated', instance: record })
   }
 
-  /** A guard refused a write (the view was behind): look again once it has caught up. */
+  private observe(key: string, current: KeyState | null, revision: string): void {
+    if (!current) {
+      this.written.set(key, { revision })
+      return
+    }
+    const parsed = this.parseRecord?.(current.value, key)
+    // An unreadable value: leave the key to the view (which reports it) rather than guess.
+    if (parsed?.ok) this.written.set(key, { revision, held: { record: parsed.value, modRevision: current.modRevision, lease: current.lease } })
+  }
+
+  /** A guard refused a write (the view was behind): look again with what the refusal read. */
   private retrySoon(keys: string[]): void {
     if (this.stopped) return
     const pending = new Set(keys)
