@@ -439,6 +439,18 @@ describe('resolveConfig config file', () => {
     expect(config.agent.ttlMs).toBe(10_000)
   })
 
+  it('Given --swarm with an address mode and a network, When resolved, Then the agent has Swarm settings; without --swarm it has none', () => {
+    expect(resolve({ flags: { swarm: true, 'swarm-address-mode': 'task', 'swarm-network': 'backend' } }).agent.swarm).toEqual({ addressMode: 'task', network: 'backend' })
+    expect(resolve({ env: { DISCOVERY_SWARM: 'true' } }).agent.swarm).toEqual({})
+    expect(resolve().agent.swarm).toBeUndefined()
+  })
+
+  it('Given a Swarm setting without --swarm, or --swarm with --node swarm, When resolved, Then a UsageError names it', () => {
+    expect(usageError(() => resolve({ flags: { 'swarm-network': 'backend' } })).message).toMatch(/--swarm-network needs --swarm/)
+    expect(usageError(() => resolve({ flags: { swarm: true, node: 'swarm' } })).message).toMatch(/--node swarm: with --swarm that name holds/)
+    expect(usageError(() => resolve({ flags: { swarm: true, 'swarm-address-mode': 'mesh' } })).message).toMatch(/mesh/)
+  })
+
   it('Given an explicit --config that does not exist, When resolved, Then a UsageError names --config and the absolute path', () => {
     // When
     const error = usageError(() => resolve({ configFlag: 'missing.yaml' }))

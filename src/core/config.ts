@@ -47,6 +47,15 @@ export interface AgentSettings {
   explicit?: boolean
   /** The container label holding the address to register (Registrator `-useIpFromLabel`). */
   ipFromLabel?: string
+  /** `--swarm`: the leader registers Swarm services' tasks (on a manager); every agent leaves task containers to it. */
+  swarm?: SwarmSettings
+}
+
+export interface SwarmSettings {
+  /** published, task or vip; default per service (published with host-mode ports, else task). */
+  addressMode?: 'published' | 'task' | 'vip'
+  /** The overlay network whose addresses are registered (task, vip). */
+  network?: string
 }
 
 /** The read side: DNS and the Consul-shaped HTTP API (watch and serve). */
@@ -120,6 +129,9 @@ export const SETTINGS: readonly SettingDef[] = [
   { flag: 'tags', env: ['DISCOVERY_TAGS'], kind: 'tags' },
   { flag: 'explicit', env: ['DISCOVERY_EXPLICIT'], kind: 'bool' },
   { flag: 'use-ip-from-label', env: ['DISCOVERY_USE_IP_FROM_LABEL'], kind: 'string' },
+  { flag: 'swarm', env: ['DISCOVERY_SWARM'], kind: 'bool' },
+  { flag: 'swarm-address-mode', env: ['DISCOVERY_SWARM_ADDRESS_MODE'], kind: 'enum', values: ['published', 'task', 'vip'] },
+  { flag: 'swarm-network', env: ['DISCOVERY_SWARM_NETWORK'], kind: 'string' },
   { flag: 'dns-addr', env: ['DISCOVERY_DNS_ADDR'], kind: 'string' },
   { flag: 'dns-domain', env: ['DISCOVERY_DNS_DOMAIN'], kind: 'string' },
   { flag: 'dns-ttl', env: ['DISCOVERY_DNS_TTL'], kind: 'duration', range: { min: 0, max: 86_400_000, allowZero: true } },
@@ -283,6 +295,7 @@ export function resolveConfig(input: ResolveInput): Config {
       extraTags: get('tags', []) as string[],
       explicit: get('explicit', false) as boolean,
       ipFromLabel: get('use-ip-from-label', undefined) as string | undefined,
+      ...swarmOf(get('swarm', false) as boolean, get('swarm-address-mode', undefined) as SwarmSettings['addressMode'], get('swarm-network', undefined) as string | undefined, node),
     },
     serve: {
       ...optionalListen('dns', pick('dns-addr')),
@@ -295,6 +308,18 @@ export function resolveConfig(input: ResolveInput): Config {
       datacenter: datacenterOf(pick('datacenter')),
     },
   }
+}
+
+/** The node name Swarm services' instances are registered under (by the leader, on its campaign lease). */
+export const SWARM_NODE = 'swarm'
+
+function swarmOf(on: boolean, addressMode: SwarmSettings['addressMode'], network: string | undefined, node: string): { swarm?: SwarmSettings } {
+  if (!on) {
+    if (addressMode || network) throw new UsageError(`--swarm-${addressMode ? 'address-mode' : 'network'} needs --swarm`, { hint: 'add --swarm (or drop the Swarm settings)' })
+    return {}
+  }
+  if (node === SWARM_NODE) throw new UsageError(`--node ${SWARM_NODE}: with --swarm that name holds the Swarm services' instances`, { hint: 'give this agent its host name or another --node' })
+  return { swarm: { ...(addressMode ? { addressMode } : {}), ...(network ? { network } : {}) } }
 }
 
 /** `host:port`, `[v6]:port` or `:port` (loopback) → a listen address; anything else names its source. */

@@ -218,7 +218,7 @@ export class Registry {
    * guards do not all hold is retried op by op, so one moved key does not fail its neighbours.
    * Network failures reject; a refused guard is a result.
    */
-  async applyGuarded(ops: readonly GuardedOp[]): Promise<GuardedResult[]> {
+  async applyGuarded(ops: readonly GuardedOp[], options: { fence?: Fence } = {}): Promise<GuardedResult[]> {
     const batches: GuardedOp[][] = []
     for (let i = 0; i < ops.length; i += TXN_BATCH) batches.push(ops.slice(i, i + TXN_BATCH))
     // Batches go a few at a time: one call stuck on a frozen member (waiting out its deadline)
@@ -228,7 +228,7 @@ export class Registry {
     const worker = async (): Promise<void> => {
       while (next < batches.length) {
         const index = next++
-        settled[index] = await this.commitBatch(batches[index])
+        settled[index] = await this.commitBatch(batches[index], options.fence)
       }
     }
     await Promise.all(Array.from({ length: Math.min(TXN_PARALLEL, batches.length) }, worker))
@@ -241,12 +241,12 @@ export class Registry {
    * frozen member). Ops whose guards held are committed again together; each round settles at
    * least one op.
    */
-  private async commitBatch(batch: readonly GuardedOp[]): Promise<GuardedResult[]> {
+  private async commitBatch(batch: readonly GuardedOp[], fence?: Fence): Promise<GuardedResult[]> {
     const results: GuardedResult[] = new Array(batch.length)
     let todo = batch.map((_, i) => i)
     for (let round = 0; todo.length > 0; round++) {
-      const outcome = await this.commitGuarded(todo.map((i) => batch[i]))
-      if (outcome.ok || outcome.reason === 'lease') {
+      const outcome = await this.commitGuarded(todo.map((i) => batch[i]), fence)
+      if (outcome.ok || outcome.reason === 'lease' || outcome.reason === 'fenced') {
         for (const i of todo) results[i] = outcome
         break
       }
@@ -262,23 +262,32 @@ export class Registry {
   }
 
   /** A put or delete that only the holder of `fence` (the election key at its create revision) may make. */
-  async fenced(fence: { key: string; createRevision: string }, op: GuardedOp | { kind: 'put'; key: string; value: string; lease?: string; expect?: undefined }): Promise<boolean> {
+  async fenced(fence: Fence, op: GuardedOp | { kind: 'put'; key: string; value: string; lease?: string; expect?: undefined }): Promise<boolean> {
     let txn = this.client.if(fence.key, 'Create', '==', fence.createRevision)
     if (op.expect) txn = 'absent' in op.expect ? txn.and(op.key, 'Version', '==', 0) : txn.and(op.key, 'Mod', '==', op.expect.modRevision)
     const result = await txn.then(this.toOp(op)).commit()
     return result.succeeded
   }
 
-  private async commitGuarded(batch: readonly GuardedOp[]): Promise<{ ok: true; revision: string } | { ok: false; reason: 'lease'; error: unknown } | { ok: false; reason: 'moved'; current: (KeyState | null)[]; revision: string }> {
+  private async commitGuarded(
+    batch: readonly GuardedOp[],
+    fence?: Fence,
+  ): Promise<{ ok: true; revision: string } | { ok: false; reason: 'lease'; error: unknown } | { ok: false; reason: 'fenced' } | { ok: false; reason: 'moved'; current: (KeyState | null)[]; revision: string }> {
     const first = batch[0]
-    let txn = 'absent' in first.expect ? this.client.if(first.key, 'Version', '==', 0) : this.client.if(first.key, 'Mod', '==', first.expect.modRevision)
-    for (const op of batch.slice(1)) txn = 'absent' in op.expect ? txn.and(op.key, 'Version', '==', 0) : txn.and(op.key, 'Mod', '==', op.expect.modRevision)
-    txn = txn.then(...batch.map((op) => this.toOp(op))).else(...batch.map((op) => this.client.get(op.key)))
+    let txn = fence ? this.client.if(fence.key, 'Create', '==', fence.createRevision) : 'absent' in first.expect ? this.client.if(first.key, 'Version', '==', 0) : this.client.if(first.key, 'Mod', '==', first.expect.modRevision)
+    for (const op of fence ? batch : batch.slice(1)) txn = 'absent' in op.expect ? txn.and(op.key, 'Version', '==', 0) : txn.and(op.key, 'Mod', '==', op.expect.modRevision)
+    const reads = batch.map((op) => this.client.get(op.key))
+    txn = txn.then(...batch.map((op) => this.toOp(op))).else(...(fence ? [...reads, this.client.get(fence.key)] : reads))
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await txn.commit()
         if (result.succeeded) return { ok: true, revision: result.header.revision }
-        const current = result.responses.map((r) => {
+        if (fence) {
+          // The last read is the fence key: another term (or none) leads now.
+          const holder = result.responses.at(-1)?.response_range?.kvs[0]
+          if (!holder || holder.create_revision !== fence.createRevision) return { ok: false, reason: 'fenced' }
+        }
+        const current = result.responses.slice(0, batch.length).map((r) => {
           const kv = r.response_range?.kvs[0]
           return kv ? { value: kv.value.toString(), modRevision: kv.mod_revision, lease: kv.lease } : null
         })
@@ -385,6 +394,14 @@ export type GuardedResult =
   | { ok: false; reason: 'moved'; current: KeyState | null; revision: string }
   /** etcd no longer knows the lease the put named. */
   | { ok: false; reason: 'lease'; error: unknown }
+  /** The fence did not hold: the writer no longer leads. */
+  | { ok: false; reason: 'fenced' }
+
+/** A leader's fence: its campaign key at the create revision that is its term. */
+export interface Fence {
+  key: string
+  createRevision: string
+}
 
 function guardHolds(expect: GuardedOp['expect'], current: KeyState | null): boolean {
   return 'absent' in expect ? current === null : current !== null && current.modRevision === expect.modRevision

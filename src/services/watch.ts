@@ -2,6 +2,8 @@ import { Agent } from '../core/agent/agent.js'
 import type { AgentEvent } from '../core/agent/events.js'
 import { LeaderElection } from '../core/cluster/election.js'
 import { LeaderDuties } from '../core/cluster/leader-duties.js'
+import { SwarmDuty } from '../core/cluster/swarm-duty.js'
+import { createDockerClient } from '../core/docker/client.js'
 import type { EventEmitter } from 'node:events'
 import type { Config, EtcdConfigLayer } from '../core/config.js'
 import { configAgentsKey, configNodeKey, configReloadKey } from '../core/keys.js'
@@ -104,6 +106,7 @@ export async function runWatch(options: WatchOptions): Promise<void> {
     checkConcurrency: config.agent.checkConcurrency,
   })
   wireLeaderEvents(election, duties, config.node, emit)
+  const swarm = config.agent.swarm ? startSwarmDuty(registry, view, election, config, options.version, emit) : undefined
   try {
     const starting = agent.start()
     // A signal during start-up (e.g. while etcd is still unreachable) must still stop cleanly.
@@ -119,6 +122,7 @@ export async function runWatch(options: WatchOptions): Promise<void> {
     void reconfigure('start')
     await Promise.race([stopped, fatalSeen])
     duties.stop()
+    swarm?.stop()
     await election.resign()
     await agent.stop(fatal ? `fatal: ${fatal.message}` : (options.stopReason?.() ?? 'signal'))
   } finally {
@@ -156,6 +160,27 @@ export function followInStore(view: RegistryView, store: AgentStore): () => void
   }
   view.on('change', onChange)
   return () => view.off('change', onChange)
+}
+
+/** --swarm: the leader registers Swarm services' tasks under node `swarm` (core/cluster/swarm-duty.ts). */
+function startSwarmDuty(registry: Registry, view: RegistryView, election: LeaderElection, config: Config, version: string, emit: (event: AgentEvent) => void): SwarmDuty {
+  const settings = config.agent.swarm ?? {}
+  // No request timeout: the Swarm source follows the engine's event stream.
+  const duty = new SwarmDuty(registry, view, election, createDockerClient(config.docker), {
+    version,
+    dockerHost: config.docker.host,
+    exposedByDefault: config.agent.exposedByDefault,
+    advertiseAddress: config.agent.advertiseAddress,
+    resyncMs: config.agent.resyncMs,
+    ...(settings.addressMode ? { addressMode: settings.addressMode } : {}),
+    ...(settings.network ? { network: settings.network } : {}),
+  })
+  duty.on('registered', (instance) => emit({ type: 'instance.registered', instance }))
+  duty.on('updated', (instance) => emit({ type: 'instance.updated', instance }))
+  duty.on('removed', (removed) => emit({ type: 'instance.removed', ...removed }))
+  duty.on('problem', ({ service, label, value, reason }) => emit({ type: 'container.problem', container: `swarm service ${service}`, label, value, reason }))
+  duty.on('trouble', (message) => emit({ type: 'error', message }))
+  return duty
 }
 
 function wireLeaderEvents(election: LeaderElection, duties: LeaderDuties, node: string, emit: (event: AgentEvent) => void): void {

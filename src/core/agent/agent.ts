@@ -14,7 +14,8 @@ import { dockerInstanceKey } from '../keys.js'
 import { ManagedLease } from '../lease.js'
 import type { DesiredInstance, InstanceRecord, ParseResult } from '../model.js'
 import { primaryIPv4 } from '../net.js'
-import type { GuardedOp, KeyState, Registry } from '../registry.js'
+import type { GuardedOp, Registry } from '../registry.js'
+import { HeldRecords } from './held.js'
 import { withRetries } from '../retry.js'
 import type { RegistryView } from '../view/registry-view.js'
 import type { ViewChange } from '../view/view-state.js'
@@ -66,7 +67,6 @@ interface WorkSlot {
 }
 
 /** Our acknowledged write, until the view has caught up with it. */
-type Written = { revision: string; held?: HeldRecord }
 
 /** Signals that end a process; a `kill` with another signal (HUP for a reload, USR1…) is not a stop. */
 const TERMINATING_SIGNALS = new Set(['9', '15', '2', '3', 'SIGKILL', 'SIGTERM', 'SIGINT', 'SIGQUIT', 'KILL', 'TERM', 'INT', 'QUIT'])
@@ -105,8 +105,9 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
   private readonly criticalSince = new Map<string, number>()
   /** Keys withdrawn by --deregister-critical-after until their health is no longer critical. */
   private readonly withheld = new Set<string>()
-  private readonly written = new Map<string, Written>()
-  private parseRecord?: (raw: string, key: string) => ParseResult<InstanceRecord>
+  /** What etcd holds at this node's keys: the view, or our writes and read-backs it has not caught up with. */
+  private readonly held: HeldRecords
+  private parse?: (raw: string, key: string) => ParseResult<InstanceRecord>
   private readonly work = new Map<string, WorkSlot>()
   private readonly tally = { written: 0, removed: 0 }
   private readonly aborter = new AbortController()
@@ -125,6 +126,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     this.config = options.config
     this.registry = options.registry
     this.view = options.view
+    this.held = new HeldRecords(() => this.view.state, (raw, key) => this.parse?.(raw, key) ?? { ok: false, reason: 'not started' })
     this.clock = options.clock ?? (() => performance.now())
     this.lease = new ManagedLease(this.registry.client, { ttlMs: this.config.agent.ttlMs })
     this.docker = options.docker ?? createDockerClient(this.config.docker)
@@ -191,7 +193,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
 
   /** Connects (retrying while etcd is unreachable), claims the node name, and starts the loop. */
   async start(): Promise<void> {
-    this.parseRecord = await this.registry.instanceParser()
+    this.parse = await this.registry.instanceParser()
     const claimed = await this.claimNode()
     this.previousLease = claimed.previousLease
     this.etcdUp = true
@@ -561,10 +563,10 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
 
   /** Every key of this node: what runs against what the view (and our writes) say etcd holds. */
   private reconcileAll(): Promise<void> {
-    this.forgetSeenWrites()
+    this.held.forgetSeen()
     const scope = new Set<string>(this.keyOwner.keys())
     for (const entry of this.view.state.instancesOfNode(this.node)) if (entry.record.source === 'docker') scope.add(entry.key)
-    for (const key of this.written.keys()) scope.add(key)
+    for (const key of this.held.keys()) scope.add(key)
     return this.reconcile(scope, 'no running container backs it')
   }
 
@@ -576,26 +578,11 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     for (const key of scope) {
       const want = this.wantedFor(key)
       if (want) wanted.push(want)
-      const h = this.heldAt(key)
+      const h = this.held.at(key)
       if (h) held.set(key, h)
     }
     const plan = planReconcile({ node: this.node, leaseId, now: new Date().toISOString(), wanted, held, scope })
     await this.applyPlan(plan, leaseId, removalReason, since)
-  }
-
-  /** Our writes the view has caught up with need no remembering (a host with churning containers would grow without end). */
-  private forgetSeenWrites(): void {
-    const seen = BigInt(this.view.state.currentRevision)
-    for (const [key, mine] of this.written) if (BigInt(mine.revision) <= seen) this.written.delete(key)
-  }
-
-  /** What etcd holds at `key`: our acknowledged write when the view has not caught up with it yet. */
-  private heldAt(key: string): HeldRecord | undefined {
-    const mine = this.written.get(key)
-    const seen = this.view.state.instance(key)
-    if (mine && BigInt(this.view.state.currentRevision) < BigInt(mine.revision) && (!seen || BigInt(seen.modRevision) < BigInt(mine.revision))) return mine.held
-    if (mine) this.written.delete(key)
-    return seen ? { record: seen.record, modRevision: seen.modRevision, lease: seen.lease } : undefined
   }
 
   private async applyPlan(plan: PlanStep[], leaseId: string, removalReason: string, since?: number): Promise<void> {
@@ -635,19 +622,20 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
           this.lease.reportInvalid(leaseId)
           return
         }
+        if (result.reason !== 'moved') return
         // What the key holds now, read in the same transaction: the retry plans from it rather
         // than wait for the view (whose watch may sit on a frozen member).
-        this.observe(step.key, result.current, result.revision)
+        this.held.observed(step.key, result.current, result.revision)
         retry.push(step.key)
         return
       }
       if (step.op === 'delete') {
-        this.written.set(step.key, { revision: result.revision })
+        this.held.wrote(step.key, result.revision)
         this.tally.removed++
         this.emitEvent({ type: 'instance.removed', service: step.record.service, id: step.record.id, reason: removalReason, latencyMs })
         return
       }
-      this.written.set(step.key, { revision: result.revision, held: { record: step.record, modRevision: result.revision, lease: leaseId } })
+      this.held.wrote(step.key, result.revision, { record: step.record, lease: leaseId })
       if (step.change === 'rebind') return
       this.tally.written++
       this.reportWrite(step.record, step.change, step.previous, latencyMs)
@@ -664,16 +652,6 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
       this.emitEvent({ type: 'health.changed', service: record.service, id: record.id, from: previous.health.status, to: record.health.status, output: record.health.output })
     }
     if (change === 'updated') this.emitEvent({ type: 'instance.updated', instance: record })
-  }
-
-  private observe(key: string, current: KeyState | null, revision: string): void {
-    if (!current) {
-      this.written.set(key, { revision })
-      return
-    }
-    const parsed = this.parseRecord?.(current.value, key)
-    // An unreadable value: leave the key to the view (which reports it) rather than guess.
-    if (parsed?.ok) this.written.set(key, { revision, held: { record: parsed.value, modRevision: current.modRevision, lease: current.lease } })
   }
 
   /** A guard refused a write (the view was behind): look again with what the refusal read. */
@@ -774,5 +752,6 @@ function buildOptionsOf(config: Config, hostAddress: string): BuildOptions {
     extraTags: config.agent.extraTags,
     explicit: config.agent.explicit,
     ipFromLabel: config.agent.ipFromLabel,
+    skipSwarmTasks: config.agent.swarm !== undefined,
   }
 }

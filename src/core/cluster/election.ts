@@ -86,6 +86,15 @@ export class LeaderElection extends EventEmitter<ElectionEvents> {
     return this.isActing ? this.myTerm : undefined
   }
 
+  /** The campaign lease while acting: leader-written records bound to it go with this term. */
+  get leaseId(): string | undefined {
+    return this.isActing ? this.lease?.id : undefined
+  }
+
+  get ttlSeconds(): number {
+    return Math.max(1, Math.ceil(this.ttlMs / 1000))
+  }
+
   /** The compare a fenced write must carry: this agent's campaign key at its term. */
   fence(): { key: string; createRevision: string } | undefined {
     if (!this.isActing || !this.myKey || !this.myTerm) return undefined

@@ -9,6 +9,7 @@ import type { RegistryView } from '../view/registry-view.js'
 import type { ViewChange } from '../view/view-state.js'
 import { maintenanceOf, maintenanceOutput } from '../maintenance.js'
 import type { LeaderElection } from './election.js'
+import { TermSessions, type TermSession } from './term-sessions.js'
 
 export interface LeaderDutiesOptions {
   ttlMs: number
@@ -47,49 +48,33 @@ export const leaderInfoKey = (prefix: string): string => `${leaderStatePrefix(pr
  * a moment (one of them refused by the fence) is harmless.
  */
 export class LeaderDuties extends EventEmitter<LeaderDutiesEvents> {
-  private session?: Session
+  private readonly sessions: TermSessions
   /** When the current term began: a term that pauses (a failed renewal) and resumes keeps it. */
   private termStart?: { term: string; since: string }
 
-  constructor(
-    private readonly registry: Registry,
-    private readonly view: RegistryView,
-    private readonly election: LeaderElection,
-    private readonly node: string,
-    private readonly options: LeaderDutiesOptions,
-  ) {
+  constructor(registry: Registry, view: RegistryView, election: LeaderElection, node: string, options: LeaderDutiesOptions) {
     super()
-    election.on('acting', (acting, term) => {
-      if (acting && term) this.begin(term)
-      else this.end()
-    })
+    this.sessions = new TermSessions(
+      election,
+      (term) => {
+        if (this.termStart?.term !== term) this.termStart = { term, since: new Date().toISOString() }
+        return new Session(this, registry, view, election, node, term, this.termStart.since, options)
+      },
+      (error) => this.emit('trouble', `leader duties: ${(error as Error).message}`),
+    )
   }
 
   get running(): boolean {
-    return this.session !== undefined
+    return this.sessions.running
   }
 
   stop(): void {
-    this.end()
-  }
-
-  private begin(term: string): void {
-    if (this.session?.term === term) return
-    this.end()
-    if (this.termStart?.term !== term) this.termStart = { term, since: new Date().toISOString() }
-    this.session = new Session(this, this.registry, this.view, this.election, this.node, term, this.termStart.since, this.options)
-    void this.session.start().catch((error) => this.emit('trouble', `leader duties: ${(error as Error).message}`))
-  }
-
-  private end(): void {
-    const session = this.session
-    this.session = undefined
-    session?.stop()
+    this.sessions.stop()
   }
 }
 
 /** One term's worth of leader work; thrown away when the term ends. */
-class Session {
+class Session implements TermSession {
   private readonly scheduler: HealthScheduler
   private readonly agents: CheckAgents
   private readonly timers: NodeJS.Timeout[] = []

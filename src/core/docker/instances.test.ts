@@ -961,6 +961,18 @@ describe('Registrator attributes (meta), per-port keys and precedence', () => {
 describe('Registrator options: -tags, -explicit, -useIpFromLabel', () => {
   runCases([
     {
+      name: 'with --swarm, a Swarm task container is left to the Swarm source',
+      given: () => fixture('single', { labels: { 'com.docker.swarm.task.id': 'abc', 'com.docker.swarm.service.name': 'web' } }),
+      options: { skipSwarmTasks: true },
+      skipped: /a Swarm task: registered from its service by the leader/,
+    },
+    {
+      name: 'without --swarm, a Swarm task container is an ordinary container (as with Registrator)',
+      given: () => fixture('single', { labels: { 'com.docker.swarm.task.id': 'abc' } }),
+      options: {},
+      instances: [{ port: 18081 }],
+    },
+    {
       name: '-tags are added after the container tags, without duplicates',
       given: () => fixture('single', { env: { SERVICE_TAGS: 'a,shared' } }),
       options: { extraTags: ['shared', 'dc1'] },

@@ -5,6 +5,7 @@ import { splitTags } from '../config.js'
 import { CHECK_DEFAULTS, CHECK_LIMITS, withinCheckLimit, type CheckSpec, type DesiredInstance } from '../model.js'
 import { clip, instanceIdProblem, serviceNameProblem } from '../validate.js'
 import { comparePorts, formatPort, parsePortKey, type ContainerPort, type ContainerSnapshot, type HostBinding } from './snapshot.js'
+import { isSwarmTaskContainer } from './swarm.js'
 
 /**
  * The pure Docker → instances builder: one container snapshot in, the instances it
@@ -33,6 +34,8 @@ export interface BuildOptions {
   explicit?: boolean
   /** Registrator `-useIpFromLabel`: the label whose value (an IP, a `/prefix` suffix allowed) is the registered address. */
   ipFromLabel?: string
+  /** With `--swarm`: a Swarm task's container is the Swarm source's to register (by the leader), not this host's. */
+  skipSwarmTasks?: boolean
 }
 
 export interface LabelProblem {
@@ -169,6 +172,7 @@ export function containerToInstances(snapshot: ContainerSnapshot, options: Build
   const problems = new ProblemList(snapshot.name)
   const done = (skipped: string): BuildResult => ({ instances: [], problems: problems.items, skipped })
   const keys = readRegistratorKeys(snapshot)
+  if (options.skipSwarmTasks && isSwarmTaskContainer(snapshot.labels)) return done('a Swarm task: registered from its service by the leader (--swarm)')
 
   const optedOut = optOutReason(snapshot, keys, options.exposedByDefault, problems)
   if (optedOut) return done(optedOut)
