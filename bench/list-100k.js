@@ -3,7 +3,7 @@
 // over the same keys in the same run for scale. `list` is the installed package, run through
 // its bin. The output goes to a pipe that is read and counted, not kept. Seeding 100,000
 // records takes ~30-60 s; the data lives under a unique prefix that is deleted afterwards.
-// Not part of `npm run bench`'s default set: `node bench/list-100k.js`.
+// Part of `npm run bench` (last: it seeds for a minute); alone: `node bench/list-100k.js`.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'

@@ -10,11 +10,12 @@ fi
 npm run build
 npm run lint
 bash scripts/testenv.sh up
-# One suite after the other: the fault suite kills etcd members and restarts the second
-# dockerd, which must not happen under the integration tests.
+# One suite after the other: integration-exclusive and the fault suite kill etcd members and
+# stop the second dockerd, which must not happen under the other integration tests (those run
+# two files at a time).
 mkdir -p .tmp
 status=0
-for project in unit integration faults; do
+for project in unit integration integration-exclusive faults; do
   npx vitest run --project "$project" --passWithNoTests --reporter=default --reporter=json \
     --outputFile.json=".tmp/vitest-$project.json" "$@" || status=1
 done
@@ -23,7 +24,7 @@ bash scripts/pack-check.sh || status=1
 node -e '
   const fs = require("fs")
   let passed = 0, failed = 0, skipped = 0
-  for (const p of ["unit", "integration", "faults"]) {
+  for (const p of ["unit", "integration", "integration-exclusive", "faults"]) {
     const f = `.tmp/vitest-${p}.json`
     if (!fs.existsSync(f)) { failed += 1; continue }
     const r = JSON.parse(fs.readFileSync(f, "utf8"))

@@ -1,57 +1,39 @@
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
-import os from 'node:os'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, cliEnv, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
-import { docker, shellQuote, TmuxSession } from '../support/tmux.js'
+import { docker, WatchTerminal, type TmuxSession } from '../support/tmux.js'
 
 /**
  * `watch` in a real terminal (tmux, 80×24) against the real dockerd and the 3-member etcd.
  * Other tests run containers on the same dockerd at the same time and this agent registers
  * them too (default exposure), so the TUI is filtered to this file's tag and every assertion
- * looks only at this file's rows.
+ * looks only at this file's rows. With DISCOVERY_TUI_CAPTURES=<dir> it also writes each view's
+ * screen there (docs/tui.md's captures come from these runs).
  */
 const env = testEnv()
 // Containers and node get different tags, so filtering by the containers' tag does not match every row by its node.
 const tag = randomBytes(3).toString('hex')
 const prefix = uniquePrefix('tui')
 const node = `tui-${randomBytes(3).toString('hex')}`
-const exitFile = path.join(os.tmpdir(), `discovery-tui-${tag}.exit`)
 const label = `discovery-test-tui=${tag}`
 const name = (short: string) => `t${short}-${tag}`
+let watch: WatchTerminal
 let term: TmuxSession
 
 async function run(short: string, extra: string[] = []): Promise<string> {
   return docker(['run', '-d', '--pull', 'never', '--name', name(short), '-l', label, '-p', '127.0.0.1::80', '--stop-timeout', '1', ...extra, env.image])
 }
 
-/** The visible screen; fails when it still has lines the terminal had to wrap. */
-async function screen(columns = 80): Promise<string> {
-  const joined = await term.capture(true)
-  for (const line of joined.split('\n')) expect(line.length, `a line wider than ${columns} columns: "${line}"`).toBeLessThanOrEqual(columns)
-  return term.capture()
-}
+const screen = (columns?: number): Promise<string> => watch.screen(columns)
+const waitForScreen = (what: string, check: (text: string) => boolean, timeoutMs?: number): Promise<string> => watch.waitForScreen(what, check, timeoutMs)
+const capture = (view: string, text: string): void => watch.capture(view, text)
 
 /** The table row of one of this file's containers on the current screen (below the last header). */
 async function row(short: string): Promise<string | undefined> {
   const lines = (await screen()).split('\n')
   const live = lines.slice(lines.findLastIndex((l) => l.startsWith('discovery-agent · ')))
   return live.find((l) => l.includes(`${name(short)}:80`))
-}
-
-/** Polls the screen until `check` passes; on timeout the error shows the last screen. */
-async function waitForScreen(what: string, check: (text: string) => boolean, timeoutMs = 30_000): Promise<string> {
-  let last = ''
-  try {
-    return await waitFor(async () => {
-      last = await screen()
-      return check(last) ? last : undefined
-    }, timeoutMs, what, 200)
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; the screen was:\n${last}`)
-  }
 }
 
 const waitForRow = async (short: string, what: string, check: (line: string | undefined) => boolean, timeoutMs = 30_000): Promise<string> => {
@@ -68,32 +50,27 @@ const waitForRow = async (short: string, what: string, check: (line: string | un
 beforeAll(async () => {
   // Given a container running before the agent starts (the image is local: nothing is pulled)
   await run('before')
-  const command = [
-    process.execPath, BIN, 'watch',
-    '--etcd-endpoints', env.etcdEndpoints.join(','),
-    '--docker-host', env.dockerHost,
-    '--prefix', prefix,
-    '--node', node,
-  ].map(shellQuote).join(' ')
   // The terminal's environment: colour on (NO_COLOR unset); CI set but empty, which is not CI
   // (and once made Ink draw nothing live while the output mode said "terminal").
-  term = await TmuxSession.start({
+  watch = await WatchTerminal.start({
     socket: `discovery-tui-${tag}`,
-    name: 'watch',
-    command: `sh -c ${shellQuote(`${command}; echo EXIT=$? > ${shellQuote(exitFile)}`)}`,
+    bin: BIN,
+    etcdEndpoints: env.etcdEndpoints,
+    dockerHost: env.dockerHost,
+    prefix,
+    node,
     columns: 80,
     rows: 24,
     env: cliEnv({ NO_COLOR: undefined, CI: '', CONTINUOUS_INTEGRATION: undefined, TERM: 'xterm-256color' }),
-    cwd: process.cwd(),
   })
+  term = watch.term
 })
 
 afterAll(async () => {
-  await term?.kill()
+  await watch?.kill()
   const ids = await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')
   if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined)
   await etcdctl(['del', '--prefix', `${prefix}/`]).catch(() => undefined)
-  rmSync(exitFile, { force: true })
 })
 
 describe('watch in a real 80×24 terminal', () => {
@@ -153,21 +130,23 @@ describe('watch in a real 80×24 terminal', () => {
   it('Given the running agent, When the views are switched, Then Services, Nodes and Events show this cluster, each in words', async () => {
     // Services (filtered by this file's tag): busybox with one passing and one critical instance
     await term.type('1')
-    await waitForScreen('the busybox service row', (t) => /^busybox +critical +1\/2 +0 +1 /m.test(t))
+    capture('services', await waitForScreen('the busybox service row', (t) => /^busybox +critical +1\/2 +0 +1 /m.test(t)))
     // Nodes: this agent, leading
     await term.type('3')
-    await waitForScreen('this node in Nodes', (t) => new RegExp(`^${node} +leader \\(you\\) +\\d+\\.\\d+\\.\\d+ +\\d+[smh] +\\d+s +\\d+ `, 'm').test(t))
+    capture('nodes', await waitForScreen('this node in Nodes', (t) => new RegExp(`^${node} +leader \\(you\\) +\\d+\\.\\d+\\.\\d+ +\\d+[smh] +\\d+s +\\d+ `, 'm').test(t)))
     // Events: the health change, with its type and service
     await term.type('4')
     // (cut at 80 columns: the event's words begin "health busybox <instance>: passing → critical")
-    await waitForScreen('the health change in Events', (t) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d health\\.changed +busybox +health busybox ${name('health')}:80: passin`, 'm').test(t))
+    capture('events', await waitForScreen('the health change in Events', (t) => new RegExp(`^\\d\\d:\\d\\d:\\d\\d health\\.changed +busybox +health busybox ${name('health')}:80: passin`, 'm').test(t)))
     await term.type('2')
-    await waitForScreen('the Instances view again', (t) => t.includes('[2 Instances]'))
+    capture('instances', await waitForScreen('the Instances view again', (t) => t.includes('[2 Instances]')))
   })
 
   it('Given the critical instance, When Enter opens its detail pane, Then the record, the check, its results and the failure output show; a and d act and log', async () => {
-    // Narrowed to the one instance, so the cursor is on it
+    // Narrowed to the one instance, so the cursor is on it (each Escape is waited out: an Escape
+    // and the next key arriving together would read as Alt+key)
     await term.press('Escape')
+    await waitForScreen('the filter cleared', (t) => !t.includes('filter "'))
     await term.type('/')
     await term.type(name('health'))
     await term.press('Enter')
@@ -181,6 +160,7 @@ describe('watch in a real 80×24 terminal', () => {
     expect(pane).toMatch(/^ {7}every 1s · timeout \d+m?s · critical after 1, passing after 1$/m)
     await waitForScreen('check results with a failure', (t) => /^results [▁▂▃▄▅▆▇█×]*× last \d+ ms critical · \d+–\d+ ms · \d+\/\d+ not passing$/m.test(t))
     expect(await screen()).toMatch(/^last failure \d\d:\d\d:\d\d critical: HTTP 404 in \d+ ms \(expected 200-399\)$/m)
+    capture('detail', await screen())
     expect(await screen()).toMatch(new RegExp(`^\\d\\d:\\d\\d:\\d\\d health busybox ${name('health')}:80: passing → critical`, 'm'))
     // a prints the address to the log; d refuses a Docker record, in words
     const port = (await docker(['port', name('health'), '80/tcp'])).split('\n')[0].split(':').pop()
@@ -206,6 +186,7 @@ describe('watch in a real 80×24 terminal', () => {
     await term.press('Escape')
     await waitForScreen('the list again', (t) => /^SERVICE +INSTANCE/m.test(t))
     await term.press('Escape')
+    await waitForScreen('the filter cleared', (t) => !t.includes('filter "'))
     await term.type('/')
     await term.type(tag)
     await term.press('Enter')
@@ -238,7 +219,7 @@ describe('watch in a real 80×24 terminal', () => {
     expect(before).toContain(`${node}:${name('new')}:80`)
     // When q
     await term.press('q')
-    const exit = await waitFor(() => existsSync(exitFile) && readFileSync(exitFile, 'utf8').trim(), 30_000, 'watch to exit')
+    const exit = await waitFor(() => watch.exitLine(), 30_000, 'watch to exit')
     expect(exit).toBe('EXIT=0')
     // Then no instance of this node is left (the lease was revoked, not left to expire)
     const after = await etcdctl(['get', '--prefix', '--keys-only', `${prefix}/services/`])

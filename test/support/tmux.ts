@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 
 /**
  * A real terminal for end-to-end TUI tests: a tmux server of our own (its own socket, so
@@ -78,3 +80,76 @@ export function docker(args: string[], host = 'unix:///var/run/docker.sock'): Pr
 
 /** Single-quotes a word for sh. */
 export const shellQuote = (word: string): string => `'${word.replace(/'/g, `'\\''`)}'`
+
+/**
+ * `watch` in a tmux terminal for the TUI's end-to-end tests: started against the test etcd and
+ * dockerd with colour on, read through `screen()` (which fails on a line wider than the
+ * terminal) and `waitForScreen()`; `capture()` writes a screen for docs/tui.md when
+ * DISCOVERY_TUI_CAPTURES names a folder.
+ */
+export class WatchTerminal {
+  columns: number
+
+  private constructor(
+    readonly term: TmuxSession,
+    readonly exitFile: string,
+    readonly size: string,
+    columns: number,
+  ) {
+    this.columns = columns
+  }
+
+  static async start(options: { socket: string; bin: string; etcdEndpoints: string[]; dockerHost: string; prefix: string; node: string; columns: number; rows: number; env: NodeJS.ProcessEnv }): Promise<WatchTerminal> {
+    const exitFile = path.join(os.tmpdir(), `${options.socket}.exit`)
+    rmSync(exitFile, { force: true })
+    const command = [process.execPath, options.bin, 'watch', '--etcd-endpoints', options.etcdEndpoints.join(','), '--docker-host', options.dockerHost, '--prefix', options.prefix, '--node', options.node]
+      .map(shellQuote)
+      .join(' ')
+    const term = await TmuxSession.start({
+      socket: options.socket,
+      name: 'watch',
+      command: `sh -c ${shellQuote(`${command}; echo EXIT=$? > ${shellQuote(exitFile)}`)}`,
+      columns: options.columns,
+      rows: options.rows,
+      env: options.env,
+      cwd: process.cwd(),
+    })
+    return new WatchTerminal(term, exitFile, `${options.columns}x${options.rows}`, options.columns)
+  }
+
+  /** The visible screen; fails when a line is wider than the terminal (it would have wrapped). */
+  async screen(columns = this.columns): Promise<string> {
+    const joined = await this.term.capture(true)
+    for (const line of joined.split('\n')) if (line.length > columns) throw new Error(`a line wider than ${columns} columns: "${line}"`)
+    return this.term.capture()
+  }
+
+  /** Polls the screen until `check` passes; on timeout the error shows the last screen. */
+  async waitForScreen(what: string, check: (text: string) => boolean, timeoutMs = 30_000): Promise<string> {
+    let last = ''
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      last = await this.screen()
+      if (check(last)) return last
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; the screen was:\n${last}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+
+  /** What the command exited with (`EXIT=<code>`), once it has. */
+  exitLine(): string | undefined {
+    return existsSync(this.exitFile) ? readFileSync(this.exitFile, 'utf8').trim() || undefined : undefined
+  }
+
+  capture(view: string, text: string): void {
+    const dir = process.env.DISCOVERY_TUI_CAPTURES
+    if (!dir) return
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(path.join(dir, `${this.size}-${view}.txt`), text.replace(/\s+$/gm, '').replace(/\n+$/, '\n'))
+  }
+
+  async kill(): Promise<void> {
+    await this.term.kill()
+    rmSync(this.exitFile, { force: true })
+  }
+}
