@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { DesiredInstance, InstanceRecord } from '../model.js'
-import { buildRecord, planReconcile, sourcedHealth, type HeldRecord, type WantedInstance } from './reconcile.js'
+import { buildRecord, OUTPUT_UPDATE_INTERVAL_MS, planReconcile, sourcedHealth, type HeldRecord, type WantedInstance } from './reconcile.js'
 
 const NOW = '2026-01-01T00:00:10.000Z'
 const EARLIER = '2026-01-01T00:00:00.000Z'
@@ -83,6 +83,21 @@ describe('planReconcile', () => {
     const previous = ours('a')
     const [step] = planReconcile({ node: 'n1', leaseId: 'L1', now: NOW, wanted: [want('a', {}, { status: 'critical', output: 'down' })], held: new Map([[key('a'), held(previous)]]), scope: [] })
     expect(step).toMatchObject({ op: 'put', record: { registeredAt: EARLIER, health: { status: 'critical', since: NOW } } })
+  })
+
+  it('Given the same status with a new output (a latency), When planned within 5 minutes of the stored output, Then nothing is written; 5 minutes on, the output is', () => {
+    const stored = ours('a', { health: { status: 'passing', output: 'HTTP 200 in 4 ms', updatedAt: EARLIER, since: EARLIER } })
+    const wanted = [want('a', {}, { status: 'passing', output: 'HTTP 200 in 9 ms' })]
+    expect(planReconcile({ node: 'n1', leaseId: 'L1', now: NOW, wanted, held: new Map([[key('a'), held(stored)]]), scope: [] })).toEqual([])
+    const later = new Date(Date.parse(EARLIER) + OUTPUT_UPDATE_INTERVAL_MS).toISOString()
+    const [step] = planReconcile({ node: 'n1', leaseId: 'L1', now: later, wanted, held: new Map([[key('a'), held(stored)]]), scope: [] })
+    expect(step).toMatchObject({ op: 'put', change: 'health', record: { health: { status: 'passing', output: 'HTTP 200 in 9 ms', since: EARLIER, updatedAt: later } } })
+  })
+
+  it('Given a new status, When planned right after the last write, Then it is written at once with its output', () => {
+    const stored = ours('a', { health: { status: 'passing', output: 'HTTP 200 in 4 ms', updatedAt: NOW, since: EARLIER } })
+    const [step] = planReconcile({ node: 'n1', leaseId: 'L1', now: NOW, wanted: [want('a', {}, { status: 'critical', output: 'HTTP 500 in 3 ms' })], held: new Map([[key('a'), held(stored)]]), scope: [] })
+    expect(step).toMatchObject({ op: 'put', change: 'health', record: { health: { status: 'critical', output: 'HTTP 500 in 3 ms', since: NOW } } })
   })
 
   it('Given a check that has not run yet (takeover), When the record is built, Then the last known health is kept', () => {

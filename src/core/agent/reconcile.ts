@@ -129,12 +129,25 @@ export function buildRecord(node: string, want: WantedInstance, previous: Instan
 }
 
 /**
+ * How often a check's output alone (same status) is written: most outputs change with every
+ * run ("HTTP 200 in 4 ms"), which would rewrite every checked record at every resync. Consul's
+ * `check_update_interval` (default 5 m) defers output-only syncs the same way; a change of
+ * status is written at once, with its output.
+ */
+export const OUTPUT_UPDATE_INTERVAL_MS = 5 * 60_000
+
+/**
  * Health to store: the source's, keeping `since` while the status holds. A check that has
- * not run yet keeps what the record already says (a takeover keeps the last run's health).
+ * not run yet keeps what the record already says (a takeover keeps the last run's health); a
+ * new output under the same status waits until the stored one is OUTPUT_UPDATE_INTERVAL_MS old.
  */
 export function nextHealth(source: SourcedHealth, previous: Health | undefined, now: string): Health {
   if (source.pending && previous && previous.status !== 'unknown' && previous.status !== 'maintenance') return previous
-  if (previous && previous.status === source.status && previous.output === source.output) return previous
+  if (previous && previous.status === source.status) {
+    if (previous.output === source.output) return previous
+    const age = Date.parse(now) - Date.parse(previous.updatedAt)
+    if (age >= 0 && age < OUTPUT_UPDATE_INTERVAL_MS) return previous
+  }
   return { status: source.status, output: source.output, updatedAt: now, since: previous && previous.status === source.status ? previous.since : now }
 }
 
