@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { instanceRecord, keyOf } from '../../test/support/instance-fixtures.js'
 import type { AgentEvent } from './agent/events.js'
+import type { InstanceRecord } from './model.js'
 import { AgentStore, type AgentStoreOptions } from './store.js'
 
 function makeStore(options: Partial<AgentStoreOptions> = {}): { store: AgentStore; changes: () => number } {
@@ -244,3 +245,41 @@ function subject(event: AgentEvent): string {
   if ('id' in event) return event.id
   return 'message' in event ? event.message : event.type
 }
+
+describe('AgentStore instance order', () => {
+  it('Given instances in order, When some change health, others are added and removed, Then the list is always by service then id, each key once, with the newest record', () => {
+    const store = new AgentStore({ node: 'n1', dockerHost: 'unix:///d.sock', etcdEndpoints: ['http://e:2379'], coalesceMs: 1_000_000 })
+    const record = (service: string, id: string, status: InstanceRecord['health']['status'] = 'passing'): InstanceRecord => ({
+      schema: 2, id, service, address: '10.0.0.1', port: 80, tags: [], meta: {}, node: 'n1', source: 'docker',
+      health: { status, output: status, updatedAt: '2026-01-01T00:00:00Z', since: '2026-01-01T00:00:00Z' },
+      registeredAt: '2026-01-01T00:00:00Z', updatedAt: '2026-01-01T00:00:00Z',
+    })
+    const keyOf = (r: InstanceRecord): string => `/p/services/${r.service}/n1/${r.id}`
+    const live = new Map<string, InstanceRecord>()
+    const put = (r: InstanceRecord): void => {
+      live.set(keyOf(r), r)
+      store.putInstance(keyOf(r), r)
+    }
+    const expected = (): string[] => [...live.values()].sort((a, b) => (a.service === b.service ? (a.id < b.id ? -1 : 1) : a.service < b.service ? -1 : 1)).map((r) => `${r.service}/${r.id}/${r.health.status}`)
+    const shown = (): string[] => store.getSnapshot().instances.map((r) => `${r.service}/${r.id}/${r.health.status}`)
+    for (const s of ['web', 'api', 'db']) for (let i = 0; i < 5; i++) put(record(s, `i${i}`))
+    store.flush()
+    expect(shown()).toEqual(expected())
+    // Health changes only (patched in place)
+    put(record('api', 'i3', 'critical'))
+    put(record('web', 'i0', 'warning'))
+    store.flush()
+    expect(shown()).toEqual(expected())
+    // A removal, an addition, and a change in one flush (sorted again)
+    live.delete(keyOf(record('db', 'i2')))
+    store.removeInstance(keyOf(record('db', 'i2')))
+    put(record('cache', 'i9'))
+    put(record('api', 'i3', 'passing'))
+    store.flush()
+    expect(shown()).toEqual(expected())
+    // Then a change of a key added in the last round
+    put(record('cache', 'i9', 'critical'))
+    store.flush()
+    expect(shown()).toEqual(expected())
+  })
+})
