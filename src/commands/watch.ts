@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { Flags } from '@oclif/core'
 import { BaseCommand, EXIT_CODES_HELP } from '../cli/base-command.js'
 import { servingFlags } from '../cli/flags.js'
-import { abortOnSignals, survivePipeClose } from '../cli/signals.js'
+import { abortOnSignals, boundOutput, exitWhenFlushed, survivePipeClose } from '../cli/signals.js'
 import type { Config } from '../core/config.js'
 import { UsageError } from '../core/errors.js'
 import { AgentStore } from '../core/store.js'
@@ -11,6 +11,11 @@ import { startServers, type Servers } from '../services/serve.js'
 import { agentActions, type AgentActions } from '../services/tui-actions.js'
 import { runWatch } from '../services/watch.js'
 import { startPresenter } from '../ui/run-presenter.js'
+
+/** Output queued for a reader that does not read, per stream, before writes are dropped. */
+const OUTPUT_LIMIT_BYTES = 4 * 1024 * 1024
+/** After a stop, how long a slow reader gets to take the rest of the output. */
+const EXIT_GRACE_MS = 2_000
 
 export default class Watch extends BaseCommand {
   static override summary = 'Run the agent: Docker → registry, health checks, leader election'
@@ -35,7 +40,7 @@ export default class Watch extends BaseCommand {
     tags: Flags.string({ summary: 'tags added to every container instance, comma-separated, \\, keeps a comma (Registrator -tags)' }),
     explicit: Flags.boolean({ summary: 'register only ports with an explicit service name: SERVICE_NAME, SERVICE_<port>_NAME, discovery.service (Registrator -explicit)', allowNo: true }),
     'use-ip-from-label': Flags.string({ summary: 'register the address held in this container label, e.g. 10.0.0.5/24 (Registrator -useIpFromLabel)' }),
-    swarm: Flags.boolean({ summary: 'register Docker Swarm services: the leader, on a manager, registers their tasks under node "swarm"; task containers are left to it', allowNo: true }),
+    swarm: Flags.boolean({ summary: 'register Docker Swarm services: one agent on a manager, elected among them, registers their tasks under node "swarm"; task containers are left to it', allowNo: true }),
     'swarm-address-mode': Flags.string({ summary: 'with --swarm: published (host-mode ports), task (task address on --swarm-network) or vip; default per service', options: ['published', 'task', 'vip'] }),
     'swarm-network': Flags.string({ summary: 'with --swarm: the overlay network whose addresses are registered' }),
     ...servingFlags,
@@ -57,6 +62,10 @@ export default class Watch extends BaseCommand {
     const controller = new AbortController()
     let stopReason = 'signal'
     survivePipeClose(process.stdout, () => store.apply({ type: 'error', message: 'stdout was closed by its reader; output dropped, the agent goes on' }))
+    // A reader that stops reading costs at most OUTPUT_LIMIT_BYTES of memory per stream.
+    for (const [stream, name] of [[process.stdout, 'stdout'], [process.stderr, 'stderr']] as const) {
+      boundOutput(stream, OUTPUT_LIMIT_BYTES, (dropped) => store.apply({ type: 'error', message: `${name}'s reader fell behind: ${dropped} writes dropped` }))
+    }
     // SIGHUP re-reads the configuration (a closed SSH session sends it too: it never kills the agent).
     const reloads = new EventEmitter<{ reload: [trigger: string] }>()
     process.on('SIGHUP', () => reloads.emit('reload', 'SIGHUP'))
@@ -112,5 +121,7 @@ export default class Watch extends BaseCommand {
       await metrics?.close()
       await dev?.stop()
     }
+    // Stopped: a reader that no longer reads must not keep the process alive.
+    await exitWhenFlushed(EXIT_GRACE_MS)
   }
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { etcdFlags, runCli, startCli, uniquePrefix, waitFor, type LiveProcess } from '../support/cli.js'
+import { BIN, cliEnv, etcdFlags, runCli, startCli, uniquePrefix, waitFor, type LiveProcess } from '../support/cli.js'
 import { Containers, dockerAt, etcdClient, nodeRecord, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
 import { testEnv } from '../support/env.js'
 import { freePorts } from '../../src/core/net.js'
@@ -9,7 +9,7 @@ import { freePorts } from '../../src/core/net.js'
 /**
  * The read side as users run it: `serve` (no Docker, no campaign) and `watch --dns-addr
  * --http-addr` answering dig and curl-like clients from the registry in etcd; and the
- * agent's life under SIGHUP and a closed stdout pipe.
+ * agent's life under SIGHUP, a closed stdout pipe and a reader that stops reading.
  */
 const exec = promisify(execFile)
 const env = testEnv()
@@ -127,5 +127,40 @@ describe('signals and pipes', () => {
     expect(await nodeRecord(etcd, prefix, node)).toBeDefined()
     expect(await agent.stop()).toBe(0)
     await waitFor(async () => !(await nodeRecord(etcd, prefix, node)), 5_000, 'node record revoked at once')
+  })
+
+  it('Given `watch --json` whose reader stops reading (a full 4 KiB pipe), When it runs and then gets SIGTERM, Then it keeps renewing meanwhile and exits 0 within seconds, its node record revoked', async () => {
+    const node = `stall-${tag}`
+    // Python holds the pipe: it shrinks it to one page (F_SETPIPE_SZ) and never reads it.
+    const script = [
+      'import fcntl, os, signal, subprocess, sys, time',
+      'r, w = os.pipe()',
+      'fcntl.fcntl(w, 1031, 4096)',
+      'p = subprocess.Popen(sys.argv[1:], stdout=w, stderr=subprocess.DEVNULL)',
+      'os.close(w)',
+      'print("started", flush=True)',
+      'time.sleep(8)',
+      'p.send_signal(signal.SIGTERM)',
+      'start = time.time()',
+      'try:',
+      '    code = p.wait(timeout=40)',
+      '    print(f"exit {code} after {time.time() - start:.1f}", flush=True)',
+      'except subprocess.TimeoutExpired:',
+      '    print("no exit within 40 s", flush=True)',
+      '    p.kill()',
+    ].join('\n')
+    const args = [BIN, 'watch', '--json', ...etcdFlags(prefix), '--node', node, '--docker-host', env.dockerHost, '--ttl', '3s', '--resync', '100ms', '--no-exposed-by-default']
+    const run = exec('/usr/bin/python3', ['-c', script, process.execPath, ...args], { env: cliEnv(), timeout: 90_000 })
+    // While its output has nowhere to go (~10 resync lines a second), it still renews its lease
+    await waitFor(async () => await nodeRecord(etcd, prefix, node), 20_000, 'the node record')
+    await new Promise((resolve) => setTimeout(resolve, 5_000))
+    expect(await nodeRecord(etcd, prefix, node)).toBeDefined()
+    // Then SIGTERM: it stops, and gives the stalled reader only a short grace
+    const { stdout } = await run
+    const exited = /exit (-?\d+) after ([\d.]+)/.exec(stdout)
+    expect(exited, stdout).not.toBeNull()
+    expect(Number(exited![1])).toBe(0)
+    expect(Number(exited![2])).toBeLessThan(10)
+    expect(await nodeRecord(etcd, prefix, node)).toBeUndefined()
   })
 })
