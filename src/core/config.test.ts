@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { defaultConfigPaths, normalizeDockerHost, normalizeEndpoints, resolveConfig, splitTags, type Config, type ResolveInput } from './config.js'
+import { diffConfig } from './config-diff.js'
+import { defaultConfigPaths, HOT_SETTINGS, normalizeDockerHost, normalizeEndpoints, resolveConfig, splitTags, type Config, type ResolveInput } from './config.js'
 import { formatErrorLine, UsageError } from './errors.js'
 
 let dir: string
@@ -443,6 +444,14 @@ describe('resolveConfig config file', () => {
     expect(resolve({ flags: { swarm: true, 'swarm-address-mode': 'task', 'swarm-network': 'backend' } }).agent.swarm).toEqual({ addressMode: 'task', network: 'backend' })
     expect(resolve({ env: { DISCOVERY_SWARM: 'true' } }).agent.swarm).toEqual({})
     expect(resolve().agent.swarm).toBeUndefined()
+  })
+
+  it('Given --swarm turned on or its network changed, When a reload compares configurations, Then each is a restart-only change (never half-applied)', () => {
+    const before = resolve()
+    const on = resolve({ flags: { swarm: true } })
+    const network = resolve({ flags: { swarm: true, 'swarm-network': 'backend' } })
+    expect(diffConfig(before, on, HOT_SETTINGS)).toEqual({ hot: [], restart: ['swarm'] })
+    expect(diffConfig(on, network, HOT_SETTINGS)).toEqual({ hot: [], restart: ['swarm-network'] })
   })
 
   it('Given a Swarm setting without --swarm, or --swarm with --node swarm, When resolved, Then a UsageError names it', () => {

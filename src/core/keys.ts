@@ -16,6 +16,8 @@ export const servicesPrefix = (prefix: string): string => `${prefix}/services/`
 export const servicePrefix = (prefix: string, service: string): string => `${prefix}/services/${assertServiceName(service)}/`
 export const nodesPrefix = (prefix: string): string => `${prefix}/nodes/`
 export const electionPrefix = (prefix: string): string => `${prefix}/election/`
+/** The Swarm election's base: its campaign keys are `<prefix>/swarm/election/<lease-id>` (apart from the cluster election's). */
+export const swarmBase = (prefix: string): string => `${prefix}/swarm`
 /** Leader-fenced state (e.g. when a manual instance first turned critical) lives here. */
 export const leaderStatePrefix = (prefix: string): string => `${prefix}/leader/`
 

@@ -106,7 +106,7 @@ export async function runWatch(options: WatchOptions): Promise<void> {
     checkConcurrency: config.agent.checkConcurrency,
   })
   wireLeaderEvents(election, duties, config.node, emit)
-  const swarm = config.agent.swarm ? startSwarmDuty(registry, view, election, config, options.version, emit) : undefined
+  const swarm = config.agent.swarm ? startSwarmDuty(registry, view, config, options.version, emit) : undefined
   try {
     const starting = agent.start()
     // A signal during start-up (e.g. while etcd is still unreachable) must still stop cleanly.
@@ -117,13 +117,13 @@ export async function runWatch(options: WatchOptions): Promise<void> {
       return
     }
     election.start()
+    swarm?.start()
     options.onAgent?.(agent, registry)
     // Report the configuration in force and where each setting came from (status --show-config).
     void reconfigure('start')
     await Promise.race([stopped, fatalSeen])
     duties.stop()
-    swarm?.stop()
-    await election.resign()
+    await Promise.all([swarm?.stop(), election.resign()])
     await agent.stop(fatal ? `fatal: ${fatal.message}` : (options.stopReason?.() ?? 'signal'))
   } finally {
     options.reloads?.off('reload', onReload)
@@ -162,12 +162,18 @@ export function followInStore(view: RegistryView, store: AgentStore): () => void
   return () => view.off('change', onChange)
 }
 
+/** Listing services, tasks and nodes fails after this long (a hung engine), and is retried. */
+const SWARM_LIST_TIMEOUT_MS = 15_000
+
 /** --swarm: the leader registers Swarm services' tasks under node `swarm` (core/cluster/swarm-duty.ts). */
-function startSwarmDuty(registry: Registry, view: RegistryView, election: LeaderElection, config: Config, version: string, emit: (event: AgentEvent) => void): SwarmDuty {
+function startSwarmDuty(registry: Registry, view: RegistryView, config: Config, version: string, emit: (event: AgentEvent) => void): SwarmDuty {
   const settings = config.agent.swarm ?? {}
-  // No request timeout: the Swarm source follows the engine's event stream.
-  const duty = new SwarmDuty(registry, view, election, createDockerClient(config.docker), {
+  // Listings time out (a hung engine fails a refresh); the event streams must not.
+  const dockers = { list: createDockerClient(config.docker, { timeoutMs: SWARM_LIST_TIMEOUT_MS }), events: createDockerClient(config.docker) }
+  const duty = new SwarmDuty(registry, view, dockers, {
     version,
+    node: config.node,
+    ttlMs: config.agent.ttlMs,
     dockerHost: config.docker.host,
     exposedByDefault: config.agent.exposedByDefault,
     advertiseAddress: config.agent.advertiseAddress,
@@ -179,6 +185,7 @@ function startSwarmDuty(registry: Registry, view: RegistryView, election: Leader
   duty.on('updated', (instance) => emit({ type: 'instance.updated', instance }))
   duty.on('removed', (removed) => emit({ type: 'instance.removed', ...removed }))
   duty.on('problem', ({ service, label, value, reason }) => emit({ type: 'container.problem', container: `swarm service ${service}`, label, value, reason }))
+  duty.on('acting', (acting, term) => emit({ type: 'swarm.acting', acting, term: term ?? null }))
   duty.on('trouble', (message) => emit({ type: 'error', message }))
   return duty
 }

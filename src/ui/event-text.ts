@@ -51,6 +51,8 @@ function eventLine(event: AgentEvent): string {
       return event.acting ? `this agent now acts as leader (term ${event.term})` : 'this agent stopped acting as leader'
     case 'leader.write':
       return `leader ${event.op} ${event.key} (term ${event.term}): ${event.ok ? 'ok' : 'refused by the fence'} — ${event.reason}`
+    case 'swarm.acting':
+      return event.acting ? `this agent now registers Swarm services (Swarm term ${event.term})` : 'this agent stopped registering Swarm services'
     case 'election.trouble':
       return `election: ${event.message}${event.retryInMs > 0 ? `; retrying in ${formatSeconds(event.retryInMs)}` : ''}`
     case 'check.result':

@@ -161,7 +161,7 @@ describe('watch --swarm on a Swarm manager', () => {
     expect(leases.size).toBe(1)
     const swarmNode = await nodeRecord(etcd, prefix, 'swarm')
     expect(swarmNode?.lease).toBe([...leases][0])
-    const campaign = (await etcd.getAll().prefix(`${prefix}/election/`).exec()).kvs
+    const campaign = (await etcd.getAll().prefix(`${prefix}/swarm/election/`).exec()).kvs
     expect(campaign.map((kv) => kv.lease)).toContain([...leases][0])
     expect([...leases][0]).not.toBe(agent.lease)
     // …and the container side registered no task container
@@ -217,10 +217,23 @@ describe('watch --swarm on a Swarm manager', () => {
     console.log(`[swarm-agent] leader killed: records on the new leader's lease ${Math.round(performance.now() - killedAt)} ms after the kill (TTL 4 s); fewest seen meanwhile: ${Math.min(...counts)}`)
     expect(new Set(back.map((r) => r.key))).toEqual(keys)
     expect(Math.max(...counts)).toBeLessThanOrEqual(3)
-    const campaign = (await etcd.getAll().prefix(`${prefix}/election/`).exec()).kvs
+    const campaign = (await etcd.getAll().prefix(`${prefix}/swarm/election/`).exec()).kvs
     expect(campaign.map((kv) => kv.lease)).toContain(back[0].lease)
     expect(new Set(back.map((r) => r.lease)).size).toBe(1)
-    expect(second.eventsOf('leader.acting').some((e) => e.acting === true)).toBe(true)
+    expect(second.eventsOf('swarm.acting').some((e) => e.acting === true)).toBe(true)
+  })
+
+  it('Given --swarm on an engine in no swarm, When the agent runs, Then it says so and does not campaign for Swarm registration', async () => {
+    const other = uniquePrefix('swarm-none')
+    const lone = await startAgent({ prefix: other, node: `${node}-c`, dockerHost: env.dockerHost, args: ['--swarm', '--no-exposed-by-default'] })
+    try {
+      await lone.waitForEvent((e) => e.type === 'error' && String(e.message).includes('not in a Swarm; only managers register Swarm services'), 'the not-a-manager line', 20_000)
+      expect((await etcd.getAll().prefix(`${other}/swarm/election/`).keys()).length).toBe(0)
+      expect(lone.eventsOf('swarm.acting')).toEqual([])
+    } finally {
+      await lone.stop()
+      await etcd.delete().prefix(`${other}/`).exec().catch(() => undefined)
+    }
   })
 
   it('Given the leader, When it stops, Then its Swarm instances and the swarm node go with its campaign lease at once', async () => {

@@ -32,6 +32,8 @@ export type AgentEvent =
   /** A leader-only write, fenced by the term; `ok` false when the fence refused it. */
   | { type: 'leader.write'; key: string; term: string; op: 'put' | 'delete'; ok: boolean; reason: string }
   | { type: 'election.trouble'; message: string; retryInMs: number }
+  /** With --swarm: whether this agent leads Swarm registration now (the Swarm election, among agents on managers). */
+  | { type: 'swarm.acting'; acting: boolean; term: string | null }
   | { type: 'check.result'; service: string; id: string; status: HealthStatus; latencyMs: number; slipMs: number }
   /** A configuration change was applied (no new lease; only what changed is rewritten). `trigger`: SIGHUP, etcd, reload --cluster, start. */
   | { type: 'config.applied'; changed: string[]; trigger: string }

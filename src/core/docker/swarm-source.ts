@@ -41,16 +41,18 @@ export class SwarmSource extends EventEmitter<SwarmSourceEvents> {
   private stopped = false
   private pollTimer?: NodeJS.Timeout
   private debounceTimer?: NodeJS.Timeout
-  private stream?: NodeJS.ReadableStream & { destroy?: () => void }
+  private streams: (NodeJS.ReadableStream & { destroy?: () => void })[] = []
   private refreshing?: Promise<SwarmSnapshot | undefined>
   private again = false
   private last?: string
   private attempt = 0
 
   constructor(
-    /** A client without a request timeout (the event stream is idle for long stretches). */
+    /** For listings: a client with a request timeout, so a hung engine fails a refresh instead of stopping the polls. */
     private readonly docker: Docker,
     private readonly options: SwarmSourceOptions,
+    /** For the event streams: a client without a request timeout (they are idle for long stretches). */
+    private readonly events: Docker = docker,
   ) {
     super()
   }
@@ -66,7 +68,7 @@ export class SwarmSource extends EventEmitter<SwarmSourceEvents> {
     this.stopped = true
     clearTimeout(this.pollTimer)
     clearTimeout(this.debounceTimer)
-    this.stream?.destroy?.()
+    for (const stream of this.streams) stream.destroy?.()
   }
 
   /** Reads services, tasks and nodes now; concurrent calls share one read (plus one more after it). */
@@ -133,19 +135,25 @@ export class SwarmSource extends EventEmitter<SwarmSourceEvents> {
   private async subscribe(): Promise<void> {
     if (this.stopped) return
     try {
-      const stream = (await this.docker.getEvents({
+      const stream = (await this.events.getEvents({
         filters: JSON.stringify({ type: ['container'], label: ['com.docker.swarm.service.id'] }),
       } as unknown as Parameters<Docker['getEvents']>[0])) as NodeJS.ReadableStream & { destroy?: () => void }
       if (this.stopped) {
         stream.destroy?.()
         return
       }
-      this.stream = stream
+      this.streams = [stream]
       // A label filter would drop service and node events (they carry no such label): ask for them apart.
-      const services = (await this.docker.getEvents({ filters: JSON.stringify({ type: ['service', 'node'] }) } as unknown as Parameters<Docker['getEvents']>[0])) as NodeJS.ReadableStream & {
+      const services = (await this.events.getEvents({ filters: JSON.stringify({ type: ['service', 'node'] }) } as unknown as Parameters<Docker['getEvents']>[0])) as NodeJS.ReadableStream & {
         destroy?: () => void
       }
       const streams = [stream, services]
+      if (this.stopped) {
+        // stop() ran while the second stream was being opened: it could only close the first.
+        for (const s of streams) s.destroy?.()
+        return
+      }
+      this.streams = streams
       let ended = false
       const end = () => {
         if (ended) return

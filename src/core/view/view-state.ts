@@ -52,6 +52,11 @@ export class ViewState extends EventEmitter<{ change: [ViewChange] }> implements
     return this.instances.get(key)
   }
 
+  /** One node record by key, without building a snapshot. */
+  node(key: string): ViewNode | undefined {
+    return this.nodes.get(key)
+  }
+
   /** Every instance of one node (the agent's own read-back), without building a snapshot. */
   instancesOfNode(node: string): ViewInstance[] {
     const out: ViewInstance[] = []

@@ -189,6 +189,7 @@ const GROUP_OF: Partial<Record<string, EventGroup>> = {
   'leader.changed': 'leader',
   'leader.acting': 'leader',
   'election.trouble': 'leader',
+  'swarm.acting': 'leader',
   'docker.connected': 'connection',
   'docker.disconnected': 'connection',
   'etcd.connected': 'connection',
