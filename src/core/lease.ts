@@ -98,6 +98,7 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
    * re-grant instead of failing: the caller's key lands either way. Rejects on network errors.
    */
   async put(key: string, value: string): Promise<void> {
+    if (this.closed) throw new Error('lease is closed (revoked or released)')
     this.owned.set(key, value)
     this.deleted.delete(key)
     if (this.leaseId === undefined) throw new Error('lease is not granted (not started)')
@@ -110,16 +111,25 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
     try {
       await this.client.put(key).value(value).lease(id).exec()
     } catch (error) {
+      // A re-grant while the call was out: whatever became of it, the re-put covers this key
+      // (a put that landed on the replaced lease but whose reply was lost included).
+      if (id !== this.leaseId) {
+        this.requeue(key)
+        return
+      }
       if (!(error instanceof EtcdLeaseInvalidError)) throw error
-      // etcd no longer knows the lease: recover now (this key is owned, so it is re-put), or,
-      // when a re-grant already happened, make sure the re-put covers this key.
-      if (id === this.leaseId) this.markLost('etcd reports the lease expired')
-      else this.requeue(key)
+      // etcd no longer knows the lease: recover now (this key is owned, so it is re-put).
+      this.markLost('etcd reports the lease expired')
       return
     } finally {
       const left = (this.inFlight.get(id) ?? 1) - 1
       if (left > 0) this.inFlight.set(id, left)
       else this.inFlight.delete(id)
+    }
+    // delete() ran while the call was out: the put may have landed after it.
+    if (!this.owned.has(key)) {
+      await this.client.delete().key(key).exec()
+      return
     }
     // Landed on a lease replaced while the call was in flight: move it to the current one
     // (the replaced lease is revoked once nothing is left on it).
@@ -224,7 +234,9 @@ export class ManagedLease extends EventEmitter<ManagedLeaseEvents> {
       if (this.listenerCount('error') > 0) this.emit('error', error)
     } finally {
       this.ticking = false
-      this.schedule(ok ? this.renewEveryMs : this.retryEveryMs)
+      // Keys queued while this tick ran (a put that landed on a replaced lease) go at once.
+      const queued = ok && this.pending.size > 0 && !this.lostFlag
+      this.schedule(queued ? 0 : ok ? this.renewEveryMs : this.retryEveryMs)
     }
   }
 

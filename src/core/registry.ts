@@ -214,9 +214,11 @@ export class Registry {
   /**
    * Owner-guarded writes: each put or delete happens only if its key is still as the caller
    * last saw it (absent, or at a mod revision), so no writer overwrites a record it does not
-   * own or one that moved on. Ops go in transactions of up to TXN_BATCH; a transaction whose
-   * guards do not all hold is retried op by op, so one moved key does not fail its neighbours.
-   * Network failures reject; a refused guard is a result.
+   * own or one that moved on. Ops go in transactions of up to TXN_BATCH; when a guard fails,
+   * the transaction's read-back says which, and the ops whose guards held are committed again
+   * together, so one moved key does not fail its neighbours. With a `fence`, every transaction
+   * also requires the leader's campaign key at its term. Network failures reject; a refused
+   * guard is a result, with what the key holds now.
    */
   async applyGuarded(ops: readonly GuardedOp[], options: { fence?: Fence } = {}): Promise<GuardedResult[]> {
     const batches: GuardedOp[][] = []
@@ -254,6 +256,8 @@ export class Registry {
       todo.forEach((i, j) => {
         const current = outcome.current[j]
         if (guardHolds(batch[i].expect, current) && round < GUARD_ROUNDS) held.push(i)
+        // Exactly what this put writes (a resend after a lost reply: the first attempt landed).
+        else if (current && landed(batch[i], current)) results[i] = { ok: true, revision: current.modRevision }
         else results[i] = { ok: false, reason: 'moved', current, revision: outcome.revision }
       })
       todo = held
@@ -401,6 +405,10 @@ export type GuardedResult =
 export interface Fence {
   key: string
   createRevision: string
+}
+
+function landed(op: GuardedOp, current: KeyState): boolean {
+  return op.kind === 'put' && current.value === op.value && current.lease === (op.lease && op.lease !== '0' ? op.lease : '0')
 }
 
 function guardHolds(expect: GuardedOp['expect'], current: KeyState | null): boolean {

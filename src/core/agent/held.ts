@@ -42,17 +42,25 @@ export class HeldRecords {
 
   /** An acknowledged write at `revision`: the record put (bound to `lease`), or none for a delete. */
   wrote(key: string, revision: string, put?: { record: InstanceRecord; lease: string }): void {
-    this.known.set(key, put ? { revision, held: { record: put.record, modRevision: revision, lease: put.lease } } : { revision })
+    this.remember(key, put ? { revision, held: { record: put.record, modRevision: revision, lease: put.lease } } : { revision })
   }
 
   /** What a refused write read back at `revision` (null: the key is absent). */
   observed(key: string, current: KeyState | null, revision: string): void {
     if (!current) {
-      this.known.set(key, { revision })
+      this.remember(key, { revision })
       return
     }
     const parsed = this.parse(current.value, key)
     // An unreadable value: leave the key to the view (which reports it) rather than guess.
-    if (parsed.ok) this.known.set(key, { revision, held: { record: parsed.value, modRevision: current.modRevision, lease: current.lease } })
+    if (parsed.ok) this.remember(key, { revision, held: { record: parsed.value, modRevision: current.modRevision, lease: current.lease } })
+    else this.known.delete(key)
+  }
+
+  /** Writes finish in any order: what was known at a later revision is never replaced by an earlier one. */
+  private remember(key: string, known: Known): void {
+    const mine = this.known.get(key)
+    if (mine && BigInt(mine.revision) > BigInt(known.revision)) return
+    this.known.set(key, known)
   }
 }
