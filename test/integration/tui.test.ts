@@ -206,7 +206,10 @@ describe('watch in a real 80×24 terminal', () => {
     await term.press('Escape')
     await waitFor(async () => !(await screen(120)).includes('│ '), 15_000, 'the pane closed', 200)
     await term.resize(80, 24)
-    await waitForScreen('the 80-column header again', (t) => t.includes(`node ${node} · docker ● up · etcd ● up\n`))
+    // Until the view redraws, tmux shows the wide screen's lines rewrapped: wait for the redraw
+    // without judging widths, then judge them
+    await waitFor(async () => (await term.capture()).includes(`node ${node} · docker ● up · etcd ● up\n`), 15_000, 'the 80-column header again', 200)
+    await waitForScreen('the 80-column screen', (t) => t.includes(`node ${node} · docker ● up · etcd ● up\n`))
     // The screen was cleared and redrawn: exactly one live view, no fragments of the wide one
     const text = await screen()
     expect(text.split('\n').filter((l) => l.startsWith('discovery-agent · '))).toHaveLength(1)
