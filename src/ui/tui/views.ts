@@ -9,8 +9,7 @@ import { cellText, instanceLabel, type ColumnKey } from './layout.js'
 
 /**
  * What each view shows, derived from the store's snapshot: pure functions, table-tested.
- * The store does not hold node records or the serving addresses yet; `TuiState` reads them
- * when it does (see docs/tui.md, "What the store could add").
+ * `StoreAdditions` are the parts of the snapshot a bare store (a test's) may lack.
  */
 export interface StoreAdditions {
   /** Every agent's node record (`<prefix>/nodes/<node>`): version, startedAt, lease TTL. */
