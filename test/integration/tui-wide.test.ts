@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, cliEnv, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
+import { BIN, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
-import { docker, WatchTerminal, type TmuxSession } from '../support/tmux.js'
+import { docker, endTuiTest, terminalEnv, WatchTerminal, type TmuxSession } from '../support/tmux.js'
 
 /**
  * `watch` on a big screen: a real 200×50 terminal (tmux) against the real dockerd and etcd.
@@ -45,17 +45,12 @@ beforeAll(async () => {
     node,
     columns: COLUMNS,
     rows: ROWS,
-    env: cliEnv({ NO_COLOR: undefined, CI: '', CONTINUOUS_INTEGRATION: undefined, TERM: 'xterm-256color' }),
+    env: terminalEnv(),
   })
   term = watch.term
 })
 
-afterAll(async () => {
-  await watch?.kill()
-  const ids = await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')
-  if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined)
-  await etcdctl(['del', '--prefix', `${prefix}/`]).catch(() => undefined)
-})
+afterAll(() => endTuiTest(watch, label, prefix))
 
 describe('watch in a real 200×50 terminal', () => {
   it('Given the agent with a passing and a critical instance, When the views are switched, Then each shows this cluster with the wide columns, in words', async () => {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, cliEnv, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
+import { BIN, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
-import { docker, WatchTerminal, type TmuxSession } from '../support/tmux.js'
+import { docker, endTuiTest, terminalEnv, WatchTerminal, type TmuxSession } from '../support/tmux.js'
 
 /**
  * `watch` in a real terminal (tmux, 80×24) against the real dockerd and the 3-member etcd.
@@ -50,8 +50,6 @@ const waitForRow = async (short: string, what: string, check: (line: string | un
 beforeAll(async () => {
   // Given a container running before the agent starts (the image is local: nothing is pulled)
   await run('before')
-  // The terminal's environment: colour on (NO_COLOR unset); CI set but empty, which is not CI
-  // (and once made Ink draw nothing live while the output mode said "terminal").
   watch = await WatchTerminal.start({
     socket: `discovery-tui-${tag}`,
     bin: BIN,
@@ -61,17 +59,12 @@ beforeAll(async () => {
     node,
     columns: 80,
     rows: 24,
-    env: cliEnv({ NO_COLOR: undefined, CI: '', CONTINUOUS_INTEGRATION: undefined, TERM: 'xterm-256color' }),
+    env: terminalEnv(),
   })
   term = watch.term
 })
 
-afterAll(async () => {
-  await watch?.kill()
-  const ids = await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')
-  if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined)
-  await etcdctl(['del', '--prefix', `${prefix}/`]).catch(() => undefined)
-})
+afterAll(() => endTuiTest(watch, label, prefix))
 
 describe('watch in a real 80×24 terminal', () => {
   it('Given the agent started, When it is up, Then the header shows the node, Docker and etcd up, and this agent as leader', async () => {

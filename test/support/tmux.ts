@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { cliEnv, etcdctl } from './cli.js'
 
 /**
  * A real terminal for end-to-end TUI tests: a tmux server of our own (its own socket, so
@@ -152,4 +153,20 @@ export class WatchTerminal {
     await this.term.kill()
     rmSync(this.exitFile, { force: true })
   }
+}
+
+/**
+ * The terminal's environment for `watch`: colour on (NO_COLOR unset); CI set but empty, which
+ * is not CI (and once made Ink draw nothing live while the output mode said "terminal").
+ */
+export function terminalEnv(): NodeJS.ProcessEnv {
+  return cliEnv({ NO_COLOR: undefined, CI: '', CONTINUOUS_INTEGRATION: undefined, TERM: 'xterm-256color' })
+}
+
+/** After a TUI test file: its terminal, the containers it labelled and its prefix go. */
+export async function endTuiTest(watch: WatchTerminal | undefined, label: string, prefix: string): Promise<void> {
+  await watch?.kill()
+  const ids = await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')
+  if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined)
+  await etcdctl(['del', '--prefix', `${prefix}/`]).catch(() => undefined)
 }
