@@ -19,10 +19,13 @@ export default defineConfig({
       },
       {
         // Measurements that print numbers and assert nothing (npm run bench:tui); not in npm test.
+        // React's production build and JSX transform, as `watch` loads them (ui/run-presenter.ts).
+        oxc: { jsx: { runtime: 'automatic', development: false } },
         test: {
           name: 'measure',
           include: ['src/**/*.measure.{ts,tsx}'],
           environment: 'node',
+          env: { NODE_ENV: 'production' },
           testTimeout: 300_000,
         },
       },

@@ -20,7 +20,7 @@ export interface PresenterOptions {
  */
 export async function startPresenter(mode: OutputMode, store: AgentStore, theme: Theme, onQuit: () => void, options: PresenterOptions = {}): Promise<Presenter> {
   if (mode === 'tty') {
-    const [{ render }, { createElement }, { App }, { CheckHistory }] = await withoutCiVariables(() =>
+    const [{ render }, { createElement }, { App }, { CheckHistory }] = await asLoadedForTheTerminal(() =>
       Promise.all([import('ink'), import('react'), import('./tui/App.js'), import('./tui/check-history.js')]),
     )
     // Check results are kept from now on, before the first frame (the detail pane's history).
@@ -63,22 +63,35 @@ export async function startPresenter(mode: OutputMode, store: AgentStore, theme:
 }
 
 /**
- * The output mode was decided once (output-mode.ts); Ink must not decide again. Ink reads CI
- * through is-in-ci when it is first imported, and takes `CI=` (empty) or CONTINUOUS_INTEGRATION
- * for CI, where it draws nothing live and prints the last frame only on exit: a blank TUI. So
- * those variables are hidden while Ink loads, and put back.
+ * Ink and React as the terminal needs them, whatever the environment says:
+ *
+ * - The output mode was decided once (output-mode.ts); Ink must not decide again. Ink reads CI
+ *   through is-in-ci when it is first imported, and takes `CI=` (empty) or CONTINUOUS_INTEGRATION
+ *   for CI, where it draws nothing live and prints the last frame only on exit: a blank TUI. So
+ *   those variables are hidden while Ink loads.
+ * - React picks its build from NODE_ENV when it is loaded, and without one it is the
+ *   development build: every element checked, every frame about twice the work. Unless the user
+ *   set NODE_ENV, the production build is loaded.
+ *
+ * Both are put back once loaded (children started later see the environment as it was).
  */
-async function withoutCiVariables<T>(load: () => Promise<T>): Promise<T> {
-  const saved = new Map<string, string>()
+async function asLoadedForTheTerminal<T>(load: () => Promise<T>): Promise<T> {
+  const saved = new Map<string, string | undefined>()
   for (const name of ['CI', 'CONTINUOUS_INTEGRATION']) {
-    const value = process.env[name]
-    if (value === undefined) continue
-    saved.set(name, value)
+    if (process.env[name] === undefined) continue
+    saved.set(name, process.env[name])
     delete process.env[name]
+  }
+  if (process.env.NODE_ENV === undefined) {
+    saved.set('NODE_ENV', undefined)
+    process.env.NODE_ENV = 'production'
   }
   try {
     return await load()
   } finally {
-    for (const [name, value] of saved) process.env[name] = value
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
   }
 }

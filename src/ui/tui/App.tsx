@@ -13,7 +13,7 @@ import { Header } from './Header.js'
 import { InstanceTable } from './InstanceTable.js'
 import { visibleInstances, type Segment } from './layout.js'
 import { ColorContext, Line } from './Line.js'
-import { summaryLine } from './Summary.js'
+import { healthTally, summaryLine } from './summary.js'
 import { useAgentState } from './use-agent-state.js'
 import { INITIAL_VIEW, resolveCursor, viewAfterKey, type KeyContext, type ListContext } from './view-state.js'
 import {
@@ -68,6 +68,7 @@ export const App = ({ store, onQuit, size, color = true, actions = NO_ACTIONS, h
   const filtered = useMemo(() => visibleInstances(state.instances, { filter, healthyOnly }), [state.instances, filter, healthyOnly])
   const scoped = useMemo(() => (view.service === undefined ? filtered : filtered.filter((r) => r.service === view.service)), [filtered, view.service])
   const scopedAll = useMemo(() => (view.service === undefined ? state.instances : state.instances.filter((r) => r.service === view.service)), [state.instances, view.service])
+  const tally = useMemo(() => healthTally(scopedAll, state.node), [scopedAll, state.node])
   const instances = useMemo(() => (view.view === 'instances' ? sortInstances(scoped, view.sort.instances) : scoped), [scoped, view.sort.instances, view.view])
   // The other views' lists only while they are shown (10,000 instances: each costs a pass).
   const shows = (name: ViewName) => view.view === name
@@ -157,7 +158,7 @@ export const App = ({ store, onQuit, size, color = true, actions = NO_ACTIONS, h
     const detail = detailOpen
       ? detailLines({ record: detailRecord, key, checks: history.get(key), events: detailRecord ? eventsOf(allEvents, detailRecord) : [], localNode: node, now, width: paneWidth - (split ? 2 : 0), rows: body })
       : []
-    const table = <InstanceTable instances={instances} width={listWidth} rows={listRows} offset={offset} cursor={index} sort={view.sort.instances} node={node} now={now} empty={emptyInstances} />
+    const table = <InstanceTable instances={instances} sizedBy={scoped} width={listWidth} rows={listRows} offset={offset} cursor={index} sort={view.sort.instances} node={node} now={now} empty={emptyInstances} />
     const pane = detail.map((line, i) => <Line key={i} segments={split ? [{ text: '│ ', dim: true }, ...line] : line} width={paneWidth} />)
     content = !detailOpen ? (
       table
@@ -174,7 +175,7 @@ export const App = ({ store, onQuit, size, color = true, actions = NO_ACTIONS, h
       pane
     )
     height = !detailOpen ? shownRows(instances.length) : split ? Math.max(shownRows(instances.length), detail.length) : detail.length
-    status = summaryLine({ all: scopedAll, shown: instances.length, offset, rows: listRows, node, filter, healthyOnly, width })
+    status = summaryLine({ tally, shown: instances.length, offset, rows: listRows, filter, healthyOnly, width })
   }
 
   const keys: Segment[] = view.confirm

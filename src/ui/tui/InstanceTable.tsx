@@ -9,6 +9,8 @@ import { Line } from './Line.js'
 export interface InstanceTableProps {
   /** Every instance that passes the filter; the table shows `rows` of them from `offset`. */
   instances: readonly InstanceRecord[]
+  /** The same instances in any order (the columns are sized from it, so a new sort order does not measure again); default: `instances`. */
+  sizedBy?: readonly InstanceRecord[]
   width: number
   rows: number
   offset: number
@@ -21,9 +23,9 @@ export interface InstanceTableProps {
   empty: string
 }
 
-export const InstanceTable = ({ instances, width, rows, offset, cursor, sort, node, now, empty }: InstanceTableProps) => {
+export const InstanceTable = ({ instances, sizedBy = instances, width, rows, offset, cursor, sort, node, now, empty }: InstanceTableProps) => {
   // Sized to every shown instance, not just this page, so scrolling does not move the columns.
-  const columns = useMemo(() => tableColumns(width, instances as InstanceRecord[], node), [width, instances, node])
+  const columns = useMemo(() => tableColumns(width, sizedBy as InstanceRecord[], node), [width, sizedBy, node])
   // Only the rows on screen are rendered (10,000 instances cost one page).
   const page = instances.slice(offset, offset + rows)
   const title = (key: string, text: string) => (sort && sort.column === key && !(key === 'service' && !sort.descending) ? `${text}${sort.descending ? '▼' : '▲'}` : text)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { gridLayout, healthBar, headerText, rowSegments, sortRows, sparkline, windowStart, type GridColumn } from './grid.js'
+import { compareText, gridLayout, healthBar, headerText, rowSegments, sortRows, sparkline, windowStart, type GridColumn } from './grid.js'
 import { displayWidth, segmentsWidth } from './layout.js'
 
 interface Row {
@@ -91,5 +91,48 @@ describe('sparkline', () => {
     expect(sparkline([...samples, { latencyMs: 3, failed: true }], 3).map((s) => s.text).join('')).toBe('█▁×')
     expect(sparkline([{ latencyMs: 4, failed: false }, { latencyMs: 4, failed: false }], 5).map((s) => s.text).join('')).toBe('▁▁')
     expect(sparkline([{ latencyMs: 4, failed: true }], 5)).toEqual([{ text: '×', color: 'red' }])
+  })
+})
+
+describe('compareText', () => {
+  /** The order spelled out: split into digit runs and the rest; runs compare as numbers, the rest by code units; ties by the plain string. */
+  const reference = (a: string, b: string): number => {
+    const parts = (s: string) => s.match(/[0-9]+|[^0-9]+/g) ?? []
+    const pa = parts(a)
+    const pb = parts(b)
+    for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+      const x = pa[i]
+      const y = pb[i]
+      const digits = /^[0-9]/.test(x) && /^[0-9]/.test(y)
+      const c = digits ? Number(BigInt(x) - BigInt(y) > 0n) - Number(BigInt(x) - BigInt(y) < 0n) : 0
+      if (c !== 0) return c
+      if (!digits && x !== y) {
+        // A text part against a longer one that starts with it: the next character decides (a digit run or the end).
+        const n = Math.min(x.length, y.length)
+        if (x.slice(0, n) !== y.slice(0, n)) return x < y ? -1 : 1
+        const nx = x.length > n ? x.charCodeAt(n) : i + 1 < pa.length ? 0x30 : -1
+        const ny = y.length > n ? y.charCodeAt(n) : i + 1 < pb.length ? 0x30 : -1
+        return nx < ny ? -1 : 1
+      }
+    }
+    if (pa.length !== pb.length) return pa.length < pb.length ? -1 : 1
+    return a === b ? 0 : a < b ? -1 : 1
+  }
+
+  it('Given names with numbers, Then numbers sort as numbers and equal numbers by their text', () => {
+    const names = ['web-10', 'web-2', 'web-02', 'web', 'web-1a', 'web-1', 'Web-3', 'web-100', 'web_1', 'web.1', 'x9', 'x10', '10.0.0.2:80', '10.0.0.10:80']
+    expect([...names].sort(compareText)).toEqual(['10.0.0.2:80', '10.0.0.10:80', 'Web-3', 'web', 'web-1', 'web-1a', 'web-02', 'web-2', 'web-10', 'web-100', 'web.1', 'web_1', 'x9', 'x10'])
+  })
+
+  it('Given 20,000 random pairs of short strings of letters, digits and punctuation, Then compareText agrees with the spelled-out order', () => {
+    const alphabet = 'aAbz-_.:/0123456789é'
+    let seed = 7
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+    const word = () => Array.from({ length: Math.floor(random() * 8) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('')
+    for (let i = 0; i < 20_000; i++) {
+      const a = word()
+      const b = word()
+      expect(Math.sign(compareText(a, b)), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`).toBe(Math.sign(reference(a, b)))
+    }
   })
 })

@@ -81,11 +81,29 @@ export function sortRows<T>(rows: readonly T[], columns: GridColumn<T>[], sort: 
     .map((x) => x.row)
 }
 
-/** Byte order with numbers compared as numbers (`web-2` before `web-10`). */
+/** Byte order with numbers compared as numbers (`web-2` before `web-10`); equal keys (`web-07`, `web-7`) by plain byte order. */
 export function compareText(a: string, b: string): number {
-  return COLLATOR.compare(a, b)
+  if (a === b) return 0
+  const ka = sortKey(a)
+  const kb = sortKey(b)
+  return ka < kb ? -1 : ka > kb ? 1 : a < b ? -1 : 1
 }
-const COLLATOR = new Intl.Collator('en', { numeric: true, sensitivity: 'variant' })
+
+/**
+ * A string whose plain order is `compareText`'s: each run of digits becomes '0', its length
+ * without leading zeros (one character) and those digits. '0' sorts against other characters
+ * as any digit does (the digits are contiguous in byte order), and a longer number is a
+ * larger one. Sorting many rows: one key per row, then native string compares.
+ */
+export function sortKey(text: string): string {
+  return DIGITS.test(text) ? text.replace(DIGIT_RUNS, (run) => {
+    const digits = run.replace(LEADING_ZEROS, '')
+    return `0${String.fromCharCode(0x30 + digits.length)}${digits}`
+  }) : text
+}
+const DIGITS = /[0-9]/
+const DIGIT_RUNS = /[0-9]+/g
+const LEADING_ZEROS = /^0+(?=[0-9])/
 
 /** The header line: titles cut to their columns, the sorted one marked ▲ (ascending) or ▼. */
 export function headerText<T>(placed: PlacedColumn<T>[], sort?: SortState): string {

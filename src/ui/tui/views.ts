@@ -4,7 +4,7 @@ import type { AgentState, LogEntry } from '../../core/store.js'
 import { describeAgentEvent } from '../event-text.js'
 import { HEALTH_COLOR } from '../theme.js'
 import type { UiNote } from './actions.js'
-import { compareText, healthBar, type GridColumn, type HealthCounts } from './grid.js'
+import { compareText, healthBar, sortKey, type GridColumn, type HealthCounts } from './grid.js'
 import { cellText, instanceLabel, type ColumnKey } from './layout.js'
 
 /**
@@ -96,11 +96,28 @@ export function sortInstances(records: readonly InstanceRecord[], sort: { column
   if (!sort || (sort.column === 'service' && !sort.descending) || !INSTANCE_SORT_KEYS.includes(sort.column as ColumnKey)) return records
   const key = sort.column as ColumnKey
   const sign = sort.descending ? -1 : 1
-  // Each row's sort value computed once (10,000 rows: n, not n log n, cell texts).
-  const decorated = records.map((row, i) => ({ row, i, value: key === 'health' || key === 'age' || key === 'address' ? 0 : cellText(row, key, 0) }))
   const compare = key === 'health' || key === 'age' || key === 'address' ? compareInstances(key) : undefined
-  return decorated
-    .sort((a, b) => sign * (compare ? compare(a.row, b.row) : compareText(a.value as string, b.value as string)) || a.i - b.i)
+  if (compare) {
+    return records
+      .map((row, i) => ({ row, i }))
+      .sort((a, b) => sign * compare(a.row, b.row) || a.i - b.i)
+      .map((x) => x.row)
+  }
+  // Text columns: one sort key per distinct text (compareText's order), then native string
+  // compares. Instance names are all distinct: their keys are not worth remembering.
+  const keys = new Map<string, string>()
+  const keyOf = (value: string): string => {
+    if (key === 'instance') return sortKey(value)
+    let found = keys.get(value)
+    if (found === undefined) keys.set(value, (found = sortKey(value)))
+    return found
+  }
+  return records
+    .map((row, i) => {
+      const value = cellText(row, key, 0)
+      return { row, i, value, key: keyOf(value) }
+    })
+    .sort((a, b) => sign * (a.key < b.key ? -1 : a.key > b.key ? 1 : a.value < b.value ? -1 : a.value > b.value ? 1 : 0) || a.i - b.i)
     .map((x) => x.row)
 }
 

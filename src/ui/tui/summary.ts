@@ -1,14 +1,29 @@
-import { HEALTH_STATUSES, type InstanceRecord } from '../../core/model.js'
+import { HEALTH_STATUSES, type HealthStatus, type InstanceRecord } from '../../core/model.js'
 import { HEALTH_COLOR } from '../theme.js'
 import { segmentsWidth, type Segment } from './layout.js'
-import { Line } from './Line.js'
+
+/** Instances by health, and how many run on this node: one pass over the list, kept while the list is the same. */
+export interface HealthTally {
+  counts: Map<HealthStatus, number>
+  total: number
+  local: number
+}
+
+export function healthTally(all: readonly InstanceRecord[], node: string): HealthTally {
+  const counts = new Map<HealthStatus, number>(HEALTH_STATUSES.map((status) => [status, 0]))
+  let local = 0
+  for (const r of all) {
+    counts.set(r.health.status, (counts.get(r.health.status) ?? 0) + 1)
+    if (r.node === node) local += 1
+  }
+  return { counts, total: all.length, local }
+}
 
 export interface SummaryProps {
-  all: InstanceRecord[]
+  tally: HealthTally
   shown: number
   offset: number
   rows: number
-  node: string
   filter: string
   healthyOnly: boolean
   width: number
@@ -18,10 +33,8 @@ export interface SummaryProps {
  * Counts by health (passing always, the others when there are any), then what the view
  * hides and where it is scrolled; parts that do not fit are left out whole, least useful first.
  */
-export function summaryLine({ all, shown, offset, rows, node, filter, healthyOnly, width }: SummaryProps): Segment[] {
-  const counts = new Map(HEALTH_STATUSES.map((status) => [status, 0]))
-  for (const r of all) counts.set(r.health.status, (counts.get(r.health.status) ?? 0) + 1)
-  const local = all.filter((r) => r.node === node).length
+export function summaryLine({ tally, shown, offset, rows, filter, healthyOnly, width }: SummaryProps): Segment[] {
+  const { counts, total, local } = tally
   const health: Segment[] = HEALTH_STATUSES.filter((status) => status === 'passing' || counts.get(status)! > 0).flatMap((status, i) => [
     ...(i > 0 ? [{ text: ' ' }] : []),
     { text: `${counts.get(status)} ${status}`, color: HEALTH_COLOR[status] },
@@ -30,7 +43,7 @@ export function summaryLine({ all, shown, offset, rows, node, filter, healthyOnl
   const optional: Segment[][] = [
     view ? [{ text: ` · ${view}: ${shown} shown`, color: 'cyan' }] : [],
     shown > rows ? [{ text: ` · rows ${offset + 1}-${Math.min(shown, offset + rows)} of ${shown}` }] : [],
-    [{ text: ` · ${all.length} total, ${local} here`, dim: true }],
+    [{ text: ` · ${total} total, ${local} here`, dim: true }],
   ]
   const line = [...health]
   for (const part of optional) {
@@ -38,5 +51,3 @@ export function summaryLine({ all, shown, offset, rows, node, filter, healthyOnl
   }
   return line
 }
-
-export const Summary = (props: SummaryProps) => <Line segments={summaryLine(props)} width={props.width} />
