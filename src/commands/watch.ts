@@ -40,6 +40,10 @@ export default class Watch extends BaseCommand {
     tags: Flags.string({ summary: 'tags added to every container instance, comma-separated, \\, keeps a comma (Registrator -tags)' }),
     explicit: Flags.boolean({ summary: 'register only ports with an explicit service name: SERVICE_NAME, SERVICE_<port>_NAME, discovery.service (Registrator -explicit)', allowNo: true }),
     'use-ip-from-label': Flags.string({ summary: 'register the address held in this container label, e.g. 10.0.0.5/24 (Registrator -useIpFromLabel)' }),
+    filter: Flags.string({
+      summary: 'own only the containers Docker lists with this filter, docker ps syntax: label=team=a, name=web, ancestor=, network=, publish=, expose=, volume=, is-task= (repeatable; env DISCOVERY_FILTER, comma-separated)',
+      multiple: true,
+    }),
     swarm: Flags.boolean({ summary: 'register Docker Swarm services: one agent on a manager, elected among them, registers their tasks under node "swarm"; task containers are left to it', allowNo: true }),
     'swarm-address-mode': Flags.string({ summary: 'with --swarm: published (host-mode ports), task (task address on --swarm-network) or vip; default per service', options: ['published', 'task', 'vip'] }),
     'swarm-network': Flags.string({ summary: 'with --swarm: the overlay network whose addresses are registered' }),

@@ -28,6 +28,7 @@ function settingsOf(config: Config): Record<string, unknown> {
     tags: agent.extraTags,
     explicit: agent.explicit,
     'use-ip-from-label': agent.ipFromLabel,
+    filter: agent.containerFilters,
     swarm: agent.swarm !== undefined,
     'swarm-address-mode': agent.swarm?.addressMode,
     'swarm-network': agent.swarm?.network,

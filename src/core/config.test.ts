@@ -227,6 +227,15 @@ const PRECEDENCE: PrecedenceRow[] = [
     expected: { flag: 'com.example.ip', 'DISCOVERY_* env': 'ip', 'config file': 'overlay.ip', default: undefined },
   },
   {
+    setting: 'filter',
+    kind: 'list',
+    flag: ['label=team=a', 'name=web'],
+    discoveryEnv: ['DISCOVERY_FILTER', 'label=team=b'],
+    file: '[label=team=c, label=tier]',
+    read: (c) => c.agent.containerFilters,
+    expected: { flag: { label: ['team=a'], name: ['web'] }, 'DISCOVERY_* env': { label: ['team=b'] }, 'config file': { label: ['team=c', 'tier'] }, default: undefined },
+  },
+  {
     setting: 'address-mode',
     kind: 'enum',
     flag: 'container',

@@ -6,6 +6,7 @@ import type { Node as YamlNode } from 'yaml'
 import { parseDuration } from './duration.js'
 import { UsageError, isDiscoveryError } from './errors.js'
 import { assertAddress, assertNodeName, assertPort, assertPrefix, clip } from './validate.js'
+import { parseContainerFilters, type ContainerFilters } from './docker/container-filter.js'
 
 /**
  * The one place settings are resolved: flag > DISCOVERY_* env > ecosystem env
@@ -49,6 +50,8 @@ export interface AgentSettings {
   ipFromLabel?: string
   /** `--swarm`: the leader registers Swarm services' tasks (on a manager); every agent leaves task containers to it. */
   swarm?: SwarmSettings
+  /** `--filter`: only the containers Docker lists with these filters are this agent's (docker ps --filter syntax). */
+  containerFilters?: ContainerFilters
 }
 
 export interface SwarmSettings {
@@ -129,6 +132,7 @@ export const SETTINGS: readonly SettingDef[] = [
   { flag: 'tags', env: ['DISCOVERY_TAGS'], kind: 'tags' },
   { flag: 'explicit', env: ['DISCOVERY_EXPLICIT'], kind: 'bool' },
   { flag: 'use-ip-from-label', env: ['DISCOVERY_USE_IP_FROM_LABEL'], kind: 'string' },
+  { flag: 'filter', env: ['DISCOVERY_FILTER'], kind: 'list' },
   { flag: 'swarm', env: ['DISCOVERY_SWARM'], kind: 'bool' },
   { flag: 'swarm-address-mode', env: ['DISCOVERY_SWARM_ADDRESS_MODE'], kind: 'enum', values: ['published', 'task', 'vip'] },
   { flag: 'swarm-network', env: ['DISCOVERY_SWARM_NETWORK'], kind: 'string' },
@@ -295,6 +299,7 @@ export function resolveConfig(input: ResolveInput): Config {
       extraTags: get('tags', []) as string[],
       explicit: get('explicit', false) as boolean,
       ipFromLabel: get('use-ip-from-label', undefined) as string | undefined,
+      ...filtersOf(pick('filter')),
       ...swarmOf(get('swarm', false) as boolean, get('swarm-address-mode', undefined) as SwarmSettings['addressMode'], get('swarm-network', undefined) as string | undefined, node),
     },
     serve: {
@@ -311,6 +316,12 @@ export function resolveConfig(input: ResolveInput): Config {
 }
 
 /** The node name Swarm services' instances are registered under (by the leader, on its campaign lease). */
+function filtersOf(raw: Raw | undefined): { containerFilters?: ContainerFilters } {
+  if (!raw) return {}
+  const containerFilters = parseContainerFilters(coerce(SETTING_BY_FLAG.get('filter')!, raw) as string[], raw.from)
+  return containerFilters ? { containerFilters } : {}
+}
+
 export const SWARM_NODE = 'swarm'
 
 function swarmOf(on: boolean, addressMode: SwarmSettings['addressMode'], network: string | undefined, node: string): { swarm?: SwarmSettings } {

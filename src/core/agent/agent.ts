@@ -130,7 +130,7 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
     this.clock = options.clock ?? (() => performance.now())
     this.lease = new ManagedLease(this.registry.client, { ttlMs: this.config.agent.ttlMs })
     this.docker = options.docker ?? createDockerClient(this.config.docker)
-    this.source = new DockerSource(this.docker)
+    this.source = new DockerSource(this.docker, this.config.agent.containerFilters)
     this.scheduler = new HealthScheduler({ concurrency: this.config.agent.checkConcurrency })
     this.checkAgents = createCheckAgents()
     const hostAddress = options.hostAddress ?? primaryIPv4()

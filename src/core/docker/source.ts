@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type Docker from 'dockerode'
 import { backoffMs } from '../async.js'
+import { FILTER_CHANGING_ACTIONS, type ContainerFilters } from './container-filter.js'
 import { snapshotFromInspect, type ContainerSnapshot } from './snapshot.js'
 
 /** A Docker event reduced to what the agent acts on. */
@@ -42,6 +43,8 @@ const NETWORK_ACTIONS = ['connect', 'disconnect']
 const PODMAN_FILTER_ACTIONS = ['died', 'remove']
 /** Podman's action names as Docker spells them, so the agent sees one vocabulary. */
 const PODMAN_ACTION_ALIASES: Readonly<Record<string, string>> = { died: 'die', remove: 'destroy' }
+/** Containers whose --filter answer is remembered at most (then the answers are asked again). */
+const MATCH_CACHE_LIMIT = 10_000
 /** Podman emits health_status before the check it reports has updated the state: look again after this. */
 export const PODMAN_HEALTH_SETTLE_MS = 750
 
@@ -63,10 +66,14 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   private readonly settleTimers = new Map<string, NodeJS.Timeout>()
   /** The engine rejected status=restarting (Podman): list without it. */
   private noRestartingState = false
+  /** With --filter: whether Docker said a container matches, until an event that may change it. */
+  private readonly matching = new Map<string, boolean>()
 
   constructor(
     /** A client without a request timeout: /events is idle for long stretches. */
     private readonly docker: Docker,
+    /** `watch --filter`: only containers Docker lists with these filters are this agent's. */
+    private readonly filters?: ContainerFilters,
   ) {
     super()
   }
@@ -85,11 +92,21 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     this.stream = undefined
   }
 
-  /** Running (and paused) containers' ids. */
+  /** Running (and paused) containers' ids (with --filter: those that match). */
   async listRunningIds(): Promise<string[]> {
+    const ids = await this.listRunning()
+    if (this.filters) {
+      // A fresh answer from Docker for every container: the cache starts over from it.
+      this.matching.clear()
+      for (const id of ids) this.matching.set(id, true)
+    }
+    return ids
+  }
+
+  private async listRunning(): Promise<string[]> {
     if (!this.noRestartingState) {
       try {
-        const containers = await this.docker.listContainers({ filters: { status: ['running', 'paused', 'restarting'] } })
+        const containers = await this.docker.listContainers({ filters: { ...this.filters, status: ['running', 'paused', 'restarting'] } })
         return containers.map((c) => c.Id)
       } catch (error) {
         if (!isUnknownStateError(error)) throw error
@@ -98,12 +115,16 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
         this.noRestartingState = true
       }
     }
-    const containers = await this.docker.listContainers({ filters: { status: ['running', 'paused'] } })
+    const containers = await this.docker.listContainers({ filters: { ...this.filters, status: ['running', 'paused'] } })
     return containers.map((c) => c.Id)
   }
 
-  /** The container's snapshot, or undefined when it no longer exists; other Docker errors throw. */
+  /**
+   * The container's snapshot, or undefined when it no longer exists (or, with --filter, does
+   * not match: to this agent it is not there); other Docker errors throw.
+   */
   async inspect(containerId: string): Promise<InspectedContainer | undefined> {
+    if (this.filters && !(await this.matches(containerId))) return undefined
     try {
       const raw = await this.docker.getContainer(containerId).inspect()
       const startedAt = typeof raw.State?.StartedAt === 'string' ? raw.State.StartedAt : ''
@@ -112,6 +133,18 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
       if ((error as { statusCode?: number }).statusCode === 404) return undefined
       throw error
     }
+  }
+
+  /** Whether Docker lists the container with this agent's filters (asked once, until an event may change the answer). */
+  private async matches(containerId: string): Promise<boolean> {
+    const known = this.matching.get(containerId)
+    if (known !== undefined) return known
+    const listed = await this.docker.listContainers({ all: true, filters: { ...this.filters, id: [containerId] } })
+    // Docker matches ids by prefix: only this very container counts.
+    const found = listed.some((c) => c.Id === containerId || c.Id.startsWith(containerId))
+    if (this.matching.size >= MATCH_CACHE_LIMIT) this.matching.clear()
+    this.matching.set(containerId, found)
+    return found
   }
 
   private async connect(): Promise<void> {
@@ -181,6 +214,8 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
    */
   private dispatch(event: ContainerEvent): void {
     const id = event.containerId
+    // A new name or network may change whether the container matches --filter; a new run is asked about anew too.
+    if (FILTER_CHANGING_ACTIONS.includes(event.action) || event.action === 'start') this.matching.delete(id)
     if (event.action !== 'health_status') {
       // A new run (or its end) starts health over: the next status is news whatever it is.
       if (['start', 'restart', 'die', 'destroy'].includes(event.action)) this.lastHealth.delete(id)
