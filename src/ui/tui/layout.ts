@@ -88,27 +88,67 @@ export function tableColumns(width: number, records: InstanceRecord[] = [], loca
 }
 
 type SizedKey = 'service' | 'instance' | 'node' | 'address' | 'output'
+const SIZED: SizedKey[] = ['service', 'instance', 'node', 'address', 'output']
 
 /**
- * The widest cell of each sized column over `records`, each counted up to `caps` (a column
- * is never wider than its cap, so once one cell reaches it the rest are not measured). No
- * cell text is built: 10,000 records cost a few milliseconds.
+ * The widest cell of each sized column over `records`, each counted up to `caps` (a column is
+ * never wider than its cap). No cell text is built. The last answer is kept as a histogram of
+ * widths per column: when the next list has the same length and only a few rows are other
+ * objects (the store replaced the records whose health changed), only those are measured
+ * again, so a health change among 100,000 rows costs a scan for changed rows, not a measurement.
  */
 function contentWidths(records: readonly InstanceRecord[], caps: Record<SizedKey, number>): Record<SizedKey, number> {
-  let service = 0
-  let instance = 0
-  let node = 0
-  let address = 0
-  let output = 0
-  for (const r of records) {
-    if (service < caps.service && r.service.length * 2 > service) service = Math.max(service, displayWidth(r.service))
-    if (node < caps.node && r.node.length * 2 > node) node = Math.max(node, displayWidth(r.node))
-    if (instance < caps.instance && r.id.length * 2 > instance) instance = Math.max(instance, labelWidth(r))
-    if (address < caps.address) address = Math.max(address, addressWidth(r))
-    const text = r.health.output
-    if (output < caps.output && text.length * 2 > output) output = Math.max(output, displayWidth(text.length > caps.output * 2 ? text.slice(0, caps.output * 2) : text))
+  const capsKey = SIZED.map((key) => caps[key]).join(',')
+  const last = lastWidths.get(capsKey)
+  if (last && last.records.length === records.length) {
+    const changed: number[] = []
+    for (let i = 0; i < records.length && changed.length <= INCREMENTAL_LIMIT; i++) if (records[i] !== last.records[i]) changed.push(i)
+    if (changed.length <= INCREMENTAL_LIMIT) {
+      for (const i of changed) {
+        count(last.histogram, widthsOf(last.records[i], caps), -1)
+        count(last.histogram, widthsOf(records[i], caps), 1)
+      }
+      last.records = records
+      return widest(last.histogram)
+    }
   }
-  return { service, instance, node, address, output }
+  const histogram = Object.fromEntries(SIZED.map((key) => [key, new Int32Array(caps[key] + 1)])) as Record<SizedKey, Int32Array>
+  for (const r of records) count(histogram, widthsOf(r, caps), 1)
+  // One per table width (the detail pane beside the list narrows it), the two latest.
+  lastWidths.delete(capsKey)
+  lastWidths.set(capsKey, { records, histogram })
+  if (lastWidths.size > 2) lastWidths.delete(lastWidths.keys().next().value!)
+  return widest(histogram)
+}
+
+/** Rows that may differ before the widths are measured from scratch. */
+const INCREMENTAL_LIMIT = 1_000
+const lastWidths = new Map<string, { records: readonly InstanceRecord[]; histogram: Record<SizedKey, Int32Array> }>()
+
+function widthsOf(r: InstanceRecord, caps: Record<SizedKey, number>): Record<SizedKey, number> {
+  const output = r.health.output
+  return {
+    service: Math.min(caps.service, displayWidth(r.service)),
+    instance: Math.min(caps.instance, labelWidth(r)),
+    node: Math.min(caps.node, displayWidth(r.node)),
+    address: Math.min(caps.address, addressWidth(r)),
+    output: Math.min(caps.output, displayWidth(output.length > caps.output * 2 ? output.slice(0, caps.output * 2) : output)),
+  }
+}
+
+function count(histogram: Record<SizedKey, Int32Array>, widths: Record<SizedKey, number>, by: 1 | -1): void {
+  for (const key of SIZED) histogram[key][widths[key]] += by
+}
+
+function widest(histogram: Record<SizedKey, Int32Array>): Record<SizedKey, number> {
+  const out = { service: 0, instance: 0, node: 0, address: 0, output: 0 }
+  for (const key of SIZED) {
+    const counts = histogram[key]
+    let w = counts.length - 1
+    while (w > 0 && counts[w] === 0) w -= 1
+    out[key] = w
+  }
+  return out
 }
 
 function labelWidth(record: InstanceRecord): number {

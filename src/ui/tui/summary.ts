@@ -10,13 +10,13 @@ export interface HealthTally {
 }
 
 export function healthTally(all: readonly InstanceRecord[], node: string): HealthTally {
-  const counts = new Map<HealthStatus, number>(HEALTH_STATUSES.map((status) => [status, 0]))
+  const tally: Record<string, number> = Object.fromEntries(HEALTH_STATUSES.map((status) => [status, 0]))
   let local = 0
   for (const r of all) {
-    counts.set(r.health.status, (counts.get(r.health.status) ?? 0) + 1)
+    tally[r.health.status] = (tally[r.health.status] ?? 0) + 1
     if (r.node === node) local += 1
   }
-  return { counts, total: all.length, local }
+  return { counts: new Map(Object.entries(tally) as [HealthStatus, number][]), total: all.length, local }
 }
 
 export interface SummaryProps {
