@@ -96,6 +96,8 @@ const SIZED: SizedKey[] = ['service', 'instance', 'node', 'address', 'output']
  * widths per column: when the next list has the same length and only a few rows are other
  * objects (the store replaced the records whose health changed), only those are measured
  * again, so a health change among 100,000 rows costs a scan for changed rows, not a measurement.
+ * Lists and records are taken as immutable (the store's are): changed in place, they would
+ * not be seen as changed.
  */
 function contentWidths(records: readonly InstanceRecord[], caps: Record<SizedKey, number>): Record<SizedKey, number> {
   const capsKey = SIZED.map((key) => caps[key]).join(',')
