@@ -51,7 +51,7 @@ async function seed(client, prefix) {
       const id = `${node}:c${i}:80`
       const record = {
         schema: 2, id, service, address: `10.${n >> 8}.${n & 255}.${(i % 250) + 2}`, port: 8000 + i, tags: k % 3 === 0 ? ['v2'] : [], meta: {}, node, source: 'docker',
-        container: { id: randomBytes(32).toString('hex'), name: `c${k}`, port: 80, protocol: 'tcp' },
+        container: { id: randomBytes(32).toString('hex'), name: `c${k}`, image: 'registry.example/team/app:1.4.2', port: 80, protocol: 'tcp' },
         health: { status: 'passing', output: 'no check', updatedAt: now, since: now }, registeredAt: now, updatedAt: now,
       }
       ops.push(client.put(`${prefix}/services/${service}/${node}/${id}`).value(JSON.stringify(record)).lease(lease).exec())

@@ -87,7 +87,13 @@ export interface PrefixRange {
   revision: string
 }
 
-const RANGE_PAGE_SIZE = 2_000
+/**
+ * Keys per page. etcd 3.4 counts every key left in the range for each page it serves, so a
+ * page costs a pass over the rest of the prefix: 100,000 records read 2,000 at a time took
+ * ~2.3 s, 10,000 at a time ~1.0 s (a single range: ~0.8 s). 10,000 records are ~7 MB, well
+ * inside the 64 MiB the client accepts per message.
+ */
+const RANGE_PAGE_SIZE = 10_000
 
 /**
  * Every key under `prefix`, read in pages of `pageSize` keys at one revision, so the result is
