@@ -90,10 +90,14 @@ export interface PrefixRange {
 /**
  * Keys per page. etcd 3.4 counts every key left in the range for each page it serves, so a
  * page costs a pass over the rest of the prefix: 100,000 records read 2,000 at a time took
- * ~2.3 s, 10,000 at a time ~1.0 s (a single range: ~0.8 s). 10,000 records are ~7 MB, well
- * inside the 64 MiB the client accepts per message.
+ * ~2.3 s, 10,000 at a time ~1.0 s (a single range: ~0.8 s). 10,000 records of the agent's
+ * usual ~700 bytes are ~7 MB, well inside the 64 MiB the client accepts per message; a page
+ * that is not (large records) is read again in halves, and the smaller size is kept for the
+ * client's later reads.
  */
 const RANGE_PAGE_SIZE = 10_000
+/** The page size a client had to fall back to: its later reads start there. */
+const learnedPageSize = new WeakMap<Etcd3, number>()
 
 /**
  * Every key under `prefix`, read in pages of `pageSize` keys at one revision, so the result is
@@ -147,7 +151,7 @@ export async function forEachPrefixPage(
 
 async function pagesOnce(client: Etcd3, prefix: string, pageSize: number, onPage: (kvs: IKeyValue[]) => void): Promise<string> {
   const end = Range.prefix(prefix).end
-  let limit = pageSize
+  let limit = Math.min(pageSize, learnedPageSize.get(client) ?? pageSize)
   const read = async (start: Buffer, revision?: string): Promise<{ kvs: IKeyValue[]; more: boolean; revision: string }> => {
     for (;;) {
       const builder = client.getAll().inRange({ start, end }).limit(limit)
@@ -158,6 +162,7 @@ async function pagesOnce(client: Etcd3, prefix: string, pageSize: number, onPage
       } catch (error) {
         if (error instanceof GRPCResourceExhastedError && limit > 1) {
           limit = Math.max(1, Math.floor(limit / 2))
+          learnedPageSize.set(client, limit)
           continue
         }
         throw error

@@ -82,8 +82,8 @@ async function asLoadedForTheTerminal<T>(load: () => Promise<T>): Promise<T> {
     saved.set(name, process.env[name])
     delete process.env[name]
   }
-  if (process.env.NODE_ENV === undefined) {
-    saved.set('NODE_ENV', undefined)
+  if (!process.env.NODE_ENV) {
+    saved.set('NODE_ENV', process.env.NODE_ENV)
     process.env.NODE_ENV = 'production'
   }
   try {

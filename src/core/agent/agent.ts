@@ -5,9 +5,11 @@ import { diffConfig } from '../config-diff.js'
 import { createDockerClient } from '../docker/client.js'
 import { containerToInstances, type BuildOptions, type LabelProblem } from '../docker/instances.js'
 import type { ContainerSnapshot } from '../docker/snapshot.js'
+import { formatContainerFilters } from '../docker/container-filter.js'
 import { DockerSource, type ContainerEvent, type InspectedContainer } from '../docker/source.js'
 import { describeCause, explainEtcdFailure } from '../etcd.js'
 import { UsageError } from '../errors.js'
+import { clip } from '../validate.js'
 import { createCheckAgents, destroyCheckAgents, runStoredCheck, type CheckAgents, type CheckResult } from '../health/checks.js'
 import { HealthScheduler } from '../health/scheduler.js'
 import { dockerInstanceKey } from '../keys.js'
@@ -193,6 +195,13 @@ export class Agent extends EventEmitter<{ event: [AgentEvent]; fatal: [Error] }>
 
   /** Connects (retrying while etcd is unreachable), claims the node name, and starts the loop. */
   async start(): Promise<void> {
+    // A filter Docker refuses would fail every list and inspect: say so now, before claiming the node.
+    const refused = await this.source.refusedFilters()
+    if (refused !== undefined) {
+      throw new UsageError(`--filter ${formatContainerFilters(this.config.agent.containerFilters).join(' ')}: Docker refused it: ${clip(refused, 200)}`, {
+        hint: 'use docker ps --filter syntax that this engine takes, e.g. label=team=a',
+      })
+    }
     this.parse = await this.registry.instanceParser()
     const claimed = await this.claimNode()
     this.previousLease = claimed.previousLease

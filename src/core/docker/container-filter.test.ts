@@ -9,6 +9,14 @@ describe('parseContainerFilters (watch --filter, docker ps syntax)', () => {
     expect(formatContainerFilters(filters)).toEqual(['label=team=a', 'label=tier', 'name=web', 'ancestor=nginx:1.27', 'is-task=false', 'network=front'])
   })
 
+  it('Given ports and ranges for publish and expose, Then they are taken as Docker writes them', () => {
+    expect(parseContainerFilters(['publish=8080', 'publish=8000-8080/tcp', 'expose=53/udp'], '--filter')).toEqual({ publish: ['8080', '8000-8080/tcp'], expose: ['53/udp'] })
+  })
+
+  it('Given 33 filters, Then a usage error says at most 32 are taken', () => {
+    expect(() => parseContainerFilters(Array.from({ length: 33 }, (_, i) => `label=l${i}`), '--filter')).toThrow(/33 filters given, at most 32 are taken/)
+  })
+
   it('Given nothing, Then there is no filter', () => {
     expect(parseContainerFilters([], '--filter')).toBeUndefined()
   })
@@ -20,7 +28,10 @@ describe('parseContainerFilters (watch --filter, docker ps syntax)', () => {
     ['team=a', /'team=a' is not a container filter/],
     ['label', /'label' needs a value/],
     ['label=', /'label=' needs a value/],
-    ['name=we\u0007b', /needs a value \(at most 512 characters, no control characters\)/],
+    ['name=we\u0007b', /is longer than 512 characters or holds a control character/],
+    [`name=${'x'.repeat(513)}`, /is longer than 512 characters/],
+    ['publish=web', /publish takes a port or a range, with an optional protocol/],
+    ['expose=80:80', /expose takes a port or a range/],
     ['is-task=yes', /is-task is true or false/],
   ])('Given %j, Then a usage error names it and how to fix it', (item, message) => {
     let error: unknown

@@ -234,3 +234,74 @@ describe('DockerSource.listRunningIds: Podman has no "restarting" state', () => 
     await expect(new DockerSource(docker).listRunningIds()).rejects.toThrow('ECONNREFUSED')
   })
 })
+
+describe('DockerSource with --filter: Docker decides, the answer is remembered until an event may change it', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  /** An engine where container `c` matches while `matches` says so; list answers wait for `release` when `hold` is set. */
+  function filteringDocker() {
+    const stream = new PassThrough()
+    const state = { matches: true, hold: false, lists: 0 }
+    const held: (() => void)[] = []
+    const docker = {
+      getEvents: async () => stream,
+      listContainers: async (opts: { filters: Record<string, string[]> }) => {
+        state.lists += 1
+        const answer = state.matches ? [{ Id: 'c' }] : []
+        if (state.hold) await new Promise<void>((resolve) => held.push(resolve))
+        return opts.filters.id && !opts.filters.id.includes('c') ? [] : answer
+      },
+      getContainer: (id: string) => ({ inspect: async () => ({ Id: id, Name: '/c', State: { Running: true, StartedAt: 't' }, Config: { Labels: {} } }) }),
+    } as unknown as Docker
+    const release = () => held.splice(0).forEach((resolve) => resolve())
+    return { docker, stream, state, release }
+  }
+  const disconnect = { ...dockerConnect, Action: 'disconnect', Actor: { ...dockerConnect.Actor, Attributes: { ...dockerConnect.Actor.Attributes, container: 'c' } } }
+
+  it('Given a question to Docker on its way, When a disconnect event comes before its answer, Then that answer is not remembered and the next look asks again', async () => {
+    const { docker, stream, state, release } = filteringDocker()
+    const source = new DockerSource(docker, { network: ['front'] })
+    await source.start()
+    // A look at c is on its way while c still matches…
+    state.hold = true
+    const first = source.inspect('c')
+    await new Promise((resolve) => setImmediate(resolve))
+    // …and c is disconnected before Docker answers.
+    state.matches = false
+    stream.write(JSON.stringify(disconnect) + '\n')
+    await new Promise((resolve) => setImmediate(resolve))
+    state.hold = false
+    release()
+    expect(await first).toBeDefined()
+    // The stale "matches" was not kept: the agent's look after the event asks Docker again.
+    const lists = state.lists
+    expect(await source.inspect('c')).toBeUndefined()
+    expect(state.lists).toBe(lists + 1)
+    source.stop()
+  })
+
+  it('Given a network connect, When Docker’s list lags the event, Then the container is looked at once more after the settle time', async () => {
+    vi.useFakeTimers()
+    const { docker, stream } = filteringDocker()
+    const source = new DockerSource(docker, { network: ['front'] })
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.action))
+    await source.start()
+    stream.write(JSON.stringify({ ...dockerConnect, Actor: { ...dockerConnect.Actor, Attributes: { ...dockerConnect.Actor.Attributes, container: 'c' } } }) + '\n')
+    await vi.advanceTimersByTimeAsync(10)
+    expect(seen).toEqual(['connect'])
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(seen).toEqual(['connect', 'connect'])
+    source.stop()
+  })
+
+  it('Given an engine that refuses a filter, When the agent asks before starting, Then the engine’s words come back; an unreachable engine is not a refusal', async () => {
+    const refusing = { listContainers: async () => Promise.reject(Object.assign(new Error('(HTTP code 400) bad parameter'), { statusCode: 400, json: { message: 'invalid filter \'publish=web\'' } })) } as unknown as Docker
+    expect(await new DockerSource(refusing, { publish: ['web'] }).refusedFilters()).toBe("invalid filter 'publish=web'")
+    const down = { listContainers: async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })) } as unknown as Docker
+    expect(await new DockerSource(down, { label: ['a'] }).refusedFilters()).toBeUndefined()
+    expect(await new DockerSource(down).refusedFilters()).toBeUndefined()
+  })
+})

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type Docker from 'dockerode'
-import { backoffMs } from '../async.js'
+import { backoffMs, withTimeout } from '../async.js'
 import { FILTER_CHANGING_ACTIONS, type ContainerFilters } from './container-filter.js'
 import { snapshotFromInspect, type ContainerSnapshot } from './snapshot.js'
 
@@ -45,6 +45,8 @@ const PODMAN_FILTER_ACTIONS = ['died', 'remove']
 const PODMAN_ACTION_ALIASES: Readonly<Record<string, string>> = { died: 'die', remove: 'destroy' }
 /** Containers whose --filter answer is remembered at most (then the answers are asked again). */
 const MATCH_CACHE_LIMIT = 10_000
+/** With --filter: after a network (dis)connect, the container is looked at again this much later (Docker's list lags its event). */
+const NETWORK_SETTLE_MS = 750
 /** Podman emits health_status before the check it reports has updated the state: look again after this. */
 export const PODMAN_HEALTH_SETTLE_MS = 750
 
@@ -68,6 +70,14 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   private noRestartingState = false
   /** With --filter: whether Docker said a container matches, until an event that may change it. */
   private readonly matching = new Map<string, boolean>()
+  /**
+   * With --filter: when each container was last named by an event that may change whether it
+   * matches (a sequence number). An answer Docker gave to a question asked before that is not
+   * remembered: it may describe the container as it was.
+   */
+  private readonly invalidatedAt = new Map<string, number>()
+  private invalidations = 0
+  private readonly networkSettleTimers = new Map<string, NodeJS.Timeout>()
 
   constructor(
     /** A client without a request timeout: /events is idle for long stretches. */
@@ -88,19 +98,47 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     clearTimeout(this.retryTimer)
     for (const timer of this.settleTimers.values()) clearTimeout(timer)
     this.settleTimers.clear()
+    for (const timer of this.networkSettleTimers.values()) clearTimeout(timer)
+    this.networkSettleTimers.clear()
     this.stream?.destroy?.()
     this.stream = undefined
   }
 
   /** Running (and paused) containers' ids (with --filter: those that match). */
   async listRunningIds(): Promise<string[]> {
+    const asked = this.invalidations
     const ids = await this.listRunning()
     if (this.filters) {
-      // A fresh answer from Docker for every container: the cache starts over from it.
+      // A fresh answer from Docker for every container: the cache starts over from it, but for
+      // containers an event named while the list was on its way.
       this.matching.clear()
-      for (const id of ids) this.matching.set(id, true)
+      for (const id of ids) if (!this.changedSince(id, asked)) this.matching.set(id, true)
+      if (this.invalidations === asked) this.invalidatedAt.clear()
     }
     return ids
+  }
+
+  /**
+   * With --filter: asks Docker once whether the filters are valid (Docker and Podman reject an
+   * unknown or malformed one with a 400 or 500 on every list). Resolves with the engine's words
+   * when they were refused; when Docker can't be reached, the agent's retries take over.
+   */
+  async refusedFilters(): Promise<string | undefined> {
+    if (!this.filters) return undefined
+    try {
+      // Bounded: this client has no request timeout, and a hung engine is the agent's retries' business.
+      await withTimeout(this.docker.listContainers({ all: true, limit: 1, filters: this.filters } as Parameters<Docker['listContainers']>[0]), 5_000)
+      return undefined
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode
+      if (status !== 400 && status !== 500) return undefined
+      const json = (error as { json?: { message?: unknown } }).json
+      return typeof json?.message === 'string' ? json.message : String((error as Error).message).split('\n')[0]
+    }
+  }
+
+  private changedSince(containerId: string, asked: number): boolean {
+    return (this.invalidatedAt.get(containerId) ?? 0) > asked
   }
 
   private async listRunning(): Promise<string[]> {
@@ -139,9 +177,11 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   private async matches(containerId: string): Promise<boolean> {
     const known = this.matching.get(containerId)
     if (known !== undefined) return known
+    const asked = this.invalidations
     const listed = await this.docker.listContainers({ all: true, filters: { ...this.filters, id: [containerId] } })
     // Docker matches ids by prefix: only this very container counts.
     const found = listed.some((c) => c.Id === containerId || c.Id.startsWith(containerId))
+    if (this.changedSince(containerId, asked)) return found
     if (this.matching.size >= MATCH_CACHE_LIMIT) this.matching.clear()
     this.matching.set(containerId, found)
     return found
@@ -215,7 +255,23 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   private dispatch(event: ContainerEvent): void {
     const id = event.containerId
     // A new name or network may change whether the container matches --filter; a new run is asked about anew too.
-    if (FILTER_CHANGING_ACTIONS.includes(event.action) || event.action === 'start') this.matching.delete(id)
+    if (this.filters && (FILTER_CHANGING_ACTIONS.includes(event.action) || event.action === 'start')) {
+      this.matching.delete(id)
+      if (this.invalidatedAt.size >= MATCH_CACHE_LIMIT) this.invalidatedAt.clear()
+      this.invalidatedAt.set(id, ++this.invalidations)
+      // Docker reports a (dis)connect before its container list shows it: look once more a little later.
+      if ((event.action === 'connect' || event.action === 'disconnect') && !this.networkSettleTimers.has(id)) {
+        const timer = setTimeout(() => {
+          this.networkSettleTimers.delete(id)
+          if (this.stopped) return
+          this.matching.delete(id)
+          this.invalidatedAt.set(id, ++this.invalidations)
+          this.emit('event', event)
+        }, NETWORK_SETTLE_MS)
+        timer.unref?.()
+        this.networkSettleTimers.set(id, timer)
+      }
+    }
     if (event.action !== 'health_status') {
       // A new run (or its end) starts health over: the next status is news whatever it is.
       if (['start', 'restart', 'die', 'destroy'].includes(event.action)) this.lastHealth.delete(id)

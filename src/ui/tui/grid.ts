@@ -98,7 +98,8 @@ export function compareText(a: string, b: string): number {
 export function sortKey(text: string): string {
   return DIGITS.test(text) ? text.replace(DIGIT_RUNS, (run) => {
     const digits = run.replace(LEADING_ZEROS, '')
-    return `0${String.fromCharCode(0x30 + digits.length)}${digits}`
+    // The length as one character (clamped: a run of 65,000 digits is as long as any).
+    return `0${String.fromCharCode(0x30 + Math.min(digits.length, 0xffff - 0x30))}${digits}`
   }) : text
 }
 const DIGITS = /[0-9]/

@@ -96,7 +96,14 @@ export function sortInstances(records: readonly InstanceRecord[], sort: { column
   if (!sort || (sort.column === 'service' && !sort.descending) || !INSTANCE_SORT_KEYS.includes(sort.column as ColumnKey)) return records
   const key = sort.column as ColumnKey
   const sign = sort.descending ? -1 : 1
-  const compare = key === 'health' || key === 'age' || key === 'address' ? compareInstances(key) : undefined
+  if (key === 'address') {
+    // One sort key per row, then the port: not two sort keys built per comparison.
+    return records
+      .map((row, i) => ({ row, i, key: sortKey(row.address) }))
+      .sort((a, b) => sign * (a.key < b.key ? -1 : a.key > b.key ? 1 : a.row.address < b.row.address ? -1 : a.row.address > b.row.address ? 1 : a.row.port - b.row.port) || a.i - b.i)
+      .map((x) => x.row)
+  }
+  const compare = key === 'health' || key === 'age' ? compareInstances(key) : undefined
   if (compare) {
     return records
       .map((row, i) => ({ row, i }))
