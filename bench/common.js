@@ -88,3 +88,32 @@ export function startProcess(command, args, name) {
     },
   }
 }
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A process's resident memory now and at its peak (VmRSS, VmHWM), in MB; zeros once it is gone. */
+export function processMemory(pid) {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0)
+    return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 }
+  } catch {
+    return { rssMb: 0, peakMb: 0 }
+  }
+}
+
+/** CPU seconds (user + system) a process has used so far; 0 once it is gone. */
+export function cpuSeconds(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+/** SIGTERM to every child process, resolved once all have exited. */
+export async function stopAll(children) {
+  for (const child of children) child.kill('SIGTERM')
+  await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))))
+}

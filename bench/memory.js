@@ -3,24 +3,16 @@
 // docker-proxy processes), each instance with a TCP check. RSS read from /proc after the
 // registry holds all 1000 and checks have run. Budget: ≤ 150 MB.
 import { execFileSync, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { isMain, printRows, root, testEnv } from './common.js'
+import { isMain, printRows, processMemory, root, sleep, testEnv } from './common.js'
 
 const CONTAINERS = 50
 const PORTS = 20
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 function docker(host, args) {
   return execFileSync('docker', ['-H', host, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
-}
-
-function rssMb(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
-  return kb / 1024
 }
 
 export async function run() {
@@ -55,7 +47,7 @@ export async function run() {
     await sleep(12_000)
     const samples = []
     for (let i = 0; i < 5; i++) {
-      samples.push(rssMb(agent.pid))
+      samples.push(processMemory(agent.pid).rssMb)
       await sleep(1000)
     }
     const rss = Math.max(...samples)

@@ -8,10 +8,9 @@
 // etcd reads (Range calls) per resync, and `status` against the whole registry.
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { isMain, percentile, printRows, root, round, testEnv } from './common.js'
+import { cpuSeconds, isMain, percentile, printRows, processMemory, root, round, sleep, stopAll, testEnv } from './common.js'
 
 const NODES = 500
 const PER_NODE = 200
@@ -19,18 +18,6 @@ const RECORDS = NODES * PER_NODE
 const RESYNC_S = 10
 const OWN_SERVICE = 'bench-own'
 const WINDOW_MS = 60_000
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-function procStatus(pid) {
-  const text = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0)
-  return { rssMb: kb('VmRSS') / 1024, peakMb: kb('VmHWM') / 1024 }
-}
-
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
 
 async function rangeCalls(endpoint) {
   const text = await (await globalThis.fetch(`${endpoint}/metrics`)).text()
@@ -103,7 +90,7 @@ export async function run() {
     await sleep(WINDOW_MS)
     const range1 = await rangeCalls(etcd.endpoint)
     const cpu1 = [cpuSeconds(leader.proc.pid), cpuSeconds(follower.proc.pid)]
-    const [leaderMem, followerMem] = [procStatus(leader.proc.pid), procStatus(follower.proc.pid)]
+    const [leaderMem, followerMem] = [processMemory(leader.proc.pid), processMemory(follower.proc.pid)]
     const resyncs = 2 * (WINDOW_MS / 1000 / RESYNC_S)
     const cpuPct = (i) => (100 * (cpu1[i] - cpu0[i])) / (WINDOW_MS / 1000)
     const leaderInfo = (await client.get(`${prefix}/leader/info`).string()) ?? ''
@@ -123,8 +110,7 @@ export async function run() {
     ]
     return rows
   } finally {
-    for (const p of agents) p.kill('SIGTERM')
-    await Promise.all(agents.map((p) => new Promise((r) => (p.exitCode !== null ? r() : p.once('exit', r)))))
+    await stopAll(agents)
     for (const name of containers) docker(['rm', '-f', name])
     client.close()
     await etcd.stop()

@@ -8,15 +8,13 @@
 // with DNS and HTTP) is added to the 100-agent case and measured alone over a second window.
 import { execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { Etcd3 } from 'etcd3'
-import { isMain, printRows, root, round, testEnv } from './common.js'
+import { cpuSeconds, isMain, printRows, processMemory, root, round, sleep, stopAll, testEnv } from './common.js'
 
 const CASES = (process.env.DISCOVERY_BENCH_SCALING ?? '1,10,100').split(',').map(Number)
 const WINDOW_MS = Number(process.env.DISCOVERY_BENCH_SCALING_WINDOW_MS ?? 60_000)
 const SETTLE_MS = 12_000
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 async function metrics(endpoint) {
   const text = await (await globalThis.fetch(`${endpoint}/metrics`)).text()
@@ -43,23 +41,6 @@ function delta(before, after, seconds) {
     bytesIn: (after.bytesIn - before.bytesIn) / seconds,
     bytesOut: (after.bytesOut - before.bytesOut) / seconds,
     watchers: after.watchers,
-  }
-}
-
-function cpuSeconds(pid) {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return 0
-  }
-}
-
-function rssMb(pid) {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
-  } catch {
-    return 0
   }
 }
 
@@ -96,7 +77,7 @@ async function measureCase(agents, env) {
     const m1 = await metrics(etcd.endpoint)
     const cpu1 = procs.map((p) => cpuSeconds(p.pid))
     const agentRates = delta(m0, m1, WINDOW_MS / 1000)
-    const rss = procs.map((p) => rssMb(p.pid))
+    const rss = procs.map((p) => processMemory(p.pid).rssMb)
     const result = {
       agents,
       registeredIn,
@@ -117,13 +98,12 @@ async function measureCase(agents, env) {
         received: sum(withConsumer.received) - sum(agentRates.received),
         sent: sum(withConsumer.sent) - sum(agentRates.sent),
         bytesOut: withConsumer.bytesOut - agentRates.bytesOut,
-        rssMb: rssMb(serve.pid),
+        rssMb: processMemory(serve.pid).rssMb,
       }
     }
     return result
   } finally {
-    for (const p of procs) p.kill('SIGTERM')
-    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r() : p.once('exit', r)))))
+    await stopAll(procs)
     for (const name of containers) docker(['rm', '-f', name])
     client.close()
     await etcd.stop()

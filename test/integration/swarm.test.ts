@@ -71,17 +71,22 @@ let etcd: Etcd3
 
 const swarmRecords = async (): Promise<StoredInstance[]> => (await instancesUnder(etcd, prefix, 'swarm')).filter((i) => i.record.service === name)
 
+/** A service of the test image on the second dockerd's Swarm: a host-mode port 80, a 1 s HEALTHCHECK, start-first rolling updates. */
+function createService(serviceName: string, replicas: number, labels: string[]): ReturnType<typeof d2> {
+  return d2(
+    'service', 'create', '-d', '--name', serviceName, '--replicas', String(replicas),
+    '--publish', 'mode=host,target=80',
+    '--health-cmd', 'test -f /www/health', '--health-interval', '1s',
+    '--update-order', 'start-first', '--update-parallelism', '1', '--update-delay', '1s',
+    ...labels.flatMap((label) => ['--label', label]),
+    env.image,
+  )
+}
+
 describe('SwarmSource on a real Swarm manager', () => {
   it('Given a service with 2 replicas, a HEALTHCHECK and a host-mode port, When its tasks run, Then there is one instance per task at the node address and its published port, and each answers HTTP', async () => {
     // Given
-    await d2(
-      'service', 'create', '-d', '--name', service, '--replicas', '2',
-      '--publish', 'mode=host,target=80',
-      '--health-cmd', 'test -f /www/health', '--health-interval', '1s',
-      '--update-order', 'start-first', '--update-parallelism', '1', '--update-delay', '1s',
-      '--label', 'discovery.service=swtest', '--label', 'discovery.tags=swarm',
-      env.image,
-    )
+    await createService(service, 2, ['discovery.service=swtest', 'discovery.tags=swarm'])
     // Then
     await waitFor(() => latest().length === 2, 60_000, `2 instances of ${service}; last snapshot: ${JSON.stringify(snapshots.at(-1)?.skipped)}`)
     for (const instance of latest()) {
@@ -137,14 +142,7 @@ describe('watch --swarm on a Swarm manager', () => {
 
   it('Given a service with 3 replicas and a host-mode port, When its tasks are healthy, Then the leader registers 3 passing instances under node swarm on its campaign lease, and none of the task containers under its own node', async () => {
     // Given
-    await d2(
-      'service', 'create', '-d', '--name', agentService, '--replicas', '3',
-      '--publish', 'mode=host,target=80',
-      '--health-cmd', 'test -f /www/health', '--health-interval', '1s',
-      '--update-order', 'start-first', '--update-parallelism', '1', '--update-delay', '1s',
-      '--label', `discovery.service=${name}`,
-      env.image,
-    )
+    await createService(agentService, 3, [`discovery.service=${name}`])
     // Then
     const records = await waitFor(async () => {
       const now = await swarmRecords()

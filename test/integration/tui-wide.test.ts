@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
+import { etcdctl, waitFor } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
-import { docker, endTuiTest, terminalEnv, WatchTerminal, type TmuxSession } from '../support/tmux.js'
+import { docker, TuiTestFile, type TmuxSession, type WatchTerminal } from '../support/tmux.js'
 
 /**
  * `watch` on a big screen: a real 200×50 terminal (tmux) against the real dockerd and etcd.
@@ -16,17 +15,10 @@ import { docker, endTuiTest, terminalEnv, WatchTerminal, type TmuxSession } from
 const COLUMNS = 200
 const ROWS = 50
 const env = testEnv()
-const tag = randomBytes(3).toString('hex')
-const prefix = uniquePrefix('tuiw')
-const node = `tuiw-${randomBytes(3).toString('hex')}`
-const label = `discovery-test-tuiw=${tag}`
-const name = (short: string) => `w${short}-${tag}`
+const file = new TuiTestFile('tuiw', 'w')
+const { tag, prefix, node, name, run } = file
 let watch: WatchTerminal
 let term: TmuxSession
-
-async function run(short: string, extra: string[] = []): Promise<string> {
-  return docker(['run', '-d', '--pull', 'never', '--name', name(short), '-l', label, '-p', '127.0.0.1::80', '--stop-timeout', '1', ...extra, env.image])
-}
 
 const screen = (): Promise<string> => watch.screen()
 const waitForScreen = (what: string, check: (text: string) => boolean, timeoutMs?: number): Promise<string> => watch.waitForScreen(what, check, timeoutMs)
@@ -36,21 +28,11 @@ beforeAll(async () => {
   await run('ok')
   await run('ok2')
   await run('sick', ['-l', 'discovery.check.http=/health', '-l', 'discovery.check.interval=1s', '-l', 'discovery.check.failures=1'])
-  watch = await WatchTerminal.start({
-    socket: `discovery-tuiw-${tag}`,
-    bin: BIN,
-    etcdEndpoints: env.etcdEndpoints,
-    dockerHost: env.dockerHost,
-    prefix,
-    node,
-    columns: COLUMNS,
-    rows: ROWS,
-    env: terminalEnv(),
-  })
+  watch = await file.start(COLUMNS, ROWS)
   term = watch.term
 })
 
-afterAll(() => endTuiTest(watch, label, prefix))
+afterAll(() => file.end())
 
 describe('watch in a real 200×50 terminal', () => {
   it('Given the agent with a passing and a critical instance, When the views are switched, Then each shows this cluster with the wide columns, in words', async () => {

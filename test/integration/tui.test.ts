@@ -1,8 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { BIN, etcdctl, uniquePrefix, waitFor } from '../support/cli.js'
+import { etcdctl, waitFor } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
-import { docker, endTuiTest, terminalEnv, WatchTerminal, type TmuxSession } from '../support/tmux.js'
+import { docker, TuiTestFile, type TmuxSession, type WatchTerminal } from '../support/tmux.js'
 
 /**
  * `watch` in a real terminal (tmux, 80×24) against the real dockerd and the 3-member etcd.
@@ -12,18 +11,10 @@ import { docker, endTuiTest, terminalEnv, WatchTerminal, type TmuxSession } from
  * screen there (docs/tui.md's captures come from these runs).
  */
 const env = testEnv()
-// Containers and node get different tags, so filtering by the containers' tag does not match every row by its node.
-const tag = randomBytes(3).toString('hex')
-const prefix = uniquePrefix('tui')
-const node = `tui-${randomBytes(3).toString('hex')}`
-const label = `discovery-test-tui=${tag}`
-const name = (short: string) => `t${short}-${tag}`
+const file = new TuiTestFile('tui', 't')
+const { tag, prefix, node, name, run } = file
 let watch: WatchTerminal
 let term: TmuxSession
-
-async function run(short: string, extra: string[] = []): Promise<string> {
-  return docker(['run', '-d', '--pull', 'never', '--name', name(short), '-l', label, '-p', '127.0.0.1::80', '--stop-timeout', '1', ...extra, env.image])
-}
 
 const screen = (columns?: number): Promise<string> => watch.screen(columns)
 const waitForScreen = (what: string, check: (text: string) => boolean, timeoutMs?: number): Promise<string> => watch.waitForScreen(what, check, timeoutMs)
@@ -50,21 +41,11 @@ const waitForRow = async (short: string, what: string, check: (line: string | un
 beforeAll(async () => {
   // Given a container running before the agent starts (the image is local: nothing is pulled)
   await run('before')
-  watch = await WatchTerminal.start({
-    socket: `discovery-tui-${tag}`,
-    bin: BIN,
-    etcdEndpoints: env.etcdEndpoints,
-    dockerHost: env.dockerHost,
-    prefix,
-    node,
-    columns: 80,
-    rows: 24,
-    env: terminalEnv(),
-  })
+  watch = await file.start(80, 24)
   term = watch.term
 })
 
-afterAll(() => endTuiTest(watch, label, prefix))
+afterAll(() => file.end())
 
 describe('watch in a real 80×24 terminal', () => {
   it('Given the agent started, When it is up, Then the header shows the node, Docker and etcd up, and this agent as leader', async () => {

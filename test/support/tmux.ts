@@ -2,7 +2,9 @@ import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { cliEnv, etcdctl } from './cli.js'
+import { randomBytes } from 'node:crypto'
+import { BIN, cliEnv, etcdctl, uniquePrefix } from './cli.js'
+import { testEnv } from './env.js'
 
 /**
  * A real terminal for end-to-end TUI tests: a tmux server of our own (its own socket, so
@@ -159,14 +161,63 @@ export class WatchTerminal {
  * The terminal's environment for `watch`: colour on (NO_COLOR unset); CI set but empty, which
  * is not CI (and once made Ink draw nothing live while the output mode said "terminal").
  */
-export function terminalEnv(): NodeJS.ProcessEnv {
+function terminalEnv(): NodeJS.ProcessEnv {
   return cliEnv({ NO_COLOR: undefined, CI: '', CONTINUOUS_INTEGRATION: undefined, TERM: 'xterm-256color' })
 }
 
 /** After a TUI test file: its terminal, the containers it labelled and its prefix go. */
-export async function endTuiTest(watch: WatchTerminal | undefined, label: string, prefix: string): Promise<void> {
+async function endTuiTest(watch: WatchTerminal | undefined, label: string, prefix: string): Promise<void> {
   await watch?.kill()
   const ids = await docker(['ps', '-aq', '--filter', `label=${label}`]).catch(() => '')
   if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined)
   await etcdctl(['del', '--prefix', `${prefix}/`]).catch(() => undefined)
+}
+
+/**
+ * One TUI test file's own names — a tag for its containers (and so its filter), a prefix, a
+ * node (tagged apart, so filtering by the containers' tag does not match every row by its node),
+ * a container label — and its terminal: `run` starts a labelled container publishing port 80,
+ * `start` opens `watch` at a size, `end` removes all of it (afterAll).
+ */
+export class TuiTestFile {
+  readonly tag = randomBytes(3).toString('hex')
+  readonly prefix: string
+  readonly node: string
+  readonly label: string
+  watch?: WatchTerminal
+
+  /** `kind` names the prefix, node, label and socket; `letter` starts each container's name. */
+  constructor(
+    private readonly kind: string,
+    private readonly letter: string,
+  ) {
+    this.prefix = uniquePrefix(kind)
+    this.node = `${kind}-${randomBytes(3).toString('hex')}`
+    this.label = `discovery-test-${kind}=${this.tag}`
+  }
+
+  readonly name = (short: string): string => `${this.letter}${short}-${this.tag}`
+
+  readonly run = (short: string, extra: string[] = []): Promise<string> =>
+    docker(['run', '-d', '--pull', 'never', '--name', this.name(short), '-l', this.label, '-p', '127.0.0.1::80', '--stop-timeout', '1', ...extra, testEnv().image])
+
+  async start(columns: number, rows: number): Promise<WatchTerminal> {
+    const env = testEnv()
+    this.watch = await WatchTerminal.start({
+      socket: `discovery-${this.kind}-${this.tag}`,
+      bin: BIN,
+      etcdEndpoints: env.etcdEndpoints,
+      dockerHost: env.dockerHost,
+      prefix: this.prefix,
+      node: this.node,
+      columns,
+      rows,
+      env: terminalEnv(),
+    })
+    return this.watch
+  }
+
+  end(): Promise<void> {
+    return endTuiTest(this.watch, this.label, this.prefix)
+  }
 }

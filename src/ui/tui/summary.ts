@@ -1,22 +1,23 @@
-import { HEALTH_STATUSES, type HealthStatus, type InstanceRecord } from '../../core/model.js'
+import { HEALTH_STATUSES, type InstanceRecord } from '../../core/model.js'
 import { HEALTH_COLOR } from '../theme.js'
+import type { HealthCounts } from './grid.js'
 import { segmentsWidth, type Segment } from './layout.js'
 
 /** Instances by health, and how many run on this node: one pass over the list, kept while the list is the same. */
 export interface HealthTally {
-  counts: Map<HealthStatus, number>
+  counts: HealthCounts
   total: number
   local: number
 }
 
 export function healthTally(all: readonly InstanceRecord[], node: string): HealthTally {
-  const tally: Record<string, number> = Object.fromEntries(HEALTH_STATUSES.map((status) => [status, 0]))
+  const counts = Object.fromEntries(HEALTH_STATUSES.map((status) => [status, 0])) as HealthCounts
   let local = 0
   for (const r of all) {
-    tally[r.health.status] = (tally[r.health.status] ?? 0) + 1
+    counts[r.health.status] += 1
     if (r.node === node) local += 1
   }
-  return { counts: new Map(Object.entries(tally) as [HealthStatus, number][]), total: all.length, local }
+  return { counts, total: all.length, local }
 }
 
 export interface SummaryProps {
@@ -35,9 +36,9 @@ export interface SummaryProps {
  */
 export function summaryLine({ tally, shown, offset, rows, filter, healthyOnly, width }: SummaryProps): Segment[] {
   const { counts, total, local } = tally
-  const health: Segment[] = HEALTH_STATUSES.filter((status) => status === 'passing' || counts.get(status)! > 0).flatMap((status, i) => [
+  const health: Segment[] = HEALTH_STATUSES.filter((status) => status === 'passing' || counts[status] > 0).flatMap((status, i) => [
     ...(i > 0 ? [{ text: ' ' }] : []),
-    { text: `${counts.get(status)} ${status}`, color: HEALTH_COLOR[status] },
+    { text: `${counts[status]} ${status}`, color: HEALTH_COLOR[status] },
   ])
   const view = [filter ? `filter "${filter}"` : '', healthyOnly ? 'passing only' : ''].filter(Boolean).join(', ')
   const optional: Segment[][] = [
