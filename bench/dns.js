@@ -2,7 +2,7 @@
 // DNS throughput and latency: the agent's DNS server against dnsmasq serving the same names,
 // in the same run, with the same dnsperf query file and settings.
 //
-//   - the agent: `bin/run.js serve --dns-addr 127.0.0.1:<port>` over a unique prefix holding
+//   - the agent: `bin/run.cjs serve --dns-addr 127.0.0.1:<port>` over a unique prefix holding
 //     SERVICES × PER_SERVICE manual records (each on its own address), as an installed bin runs;
 //   - the floor: dnsmasq (`--no-resolv --no-hosts --addn-hosts <file>`, loopback port) with a
 //     hosts file giving every `<service>.service.discovery` name the same addresses.
@@ -196,7 +196,7 @@ async function measure({ seconds = Number(process.env.BENCH_DNS_SECONDS ?? 10), 
     writeFileSync(queryFile, names.map((service) => `${service}.service.discovery A\n`).join(''))
 
     const agentPort = await freePort()
-    const agent = startProcess(...commandFor([path.join(root, 'bin/run.js'), 'serve', '--dns-addr', `127.0.0.1:${agentPort}`, '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', `bench-dns-${runId}`]), 'agent')
+    const agent = startProcess(...commandFor([path.join(root, 'bin/run.cjs'), 'serve', '--dns-addr', `127.0.0.1:${agentPort}`, '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', `bench-dns-${runId}`]), 'agent')
     processes.push(agent)
     const dnsmasqPort = await freePort()
     const dnsmasq = startProcess('dnsmasq', [

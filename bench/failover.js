@@ -21,7 +21,7 @@ import path from 'node:path'
 import { Etcd3 } from 'etcd3'
 import { commandFor, isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
 
-const BIN = path.join(root, 'bin/run.js')
+const BIN = path.join(root, 'bin/run.cjs')
 
 function parseTtlMs(text) {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text)

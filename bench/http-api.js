@@ -3,7 +3,7 @@
 // instances of that service, side by side (same run, same wrk settings, interleaved) with nginx
 // serving a static file holding the very same JSON — the floor for "send these bytes over HTTP".
 //
-//   - the agent: `bin/run.js serve --http-addr 127.0.0.1:<port>` over a unique prefix holding
+//   - the agent: `bin/run.cjs serve --http-addr 127.0.0.1:<port>` over a unique prefix holding
 //     INSTANCES manual records of one service, as an installed bin runs; it answers from memory,
 //     building and serializing the answer per request;
 //   - the floor: nginx (one worker: the agent's JavaScript runs on one thread too) started with
@@ -151,7 +151,7 @@ async function measure({
     log(`seeded ${seeded.seeded} records in ${seeded.ms} ms`)
 
     const agentPort = await freePort()
-    const agent = startProcess(...commandFor([path.join(root, 'bin/run.js'), 'serve', '--http-addr', `127.0.0.1:${agentPort}`, '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', `bench-http-${runId}`]), 'agent')
+    const agent = startProcess(...commandFor([path.join(root, 'bin/run.cjs'), 'serve', '--http-addr', `127.0.0.1:${agentPort}`, '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', `bench-http-${runId}`]), 'agent')
     processes.push(agent)
     const agentUrl = `http://127.0.0.1:${agentPort}${requestPath}`
     // The agent's own answer, once all instances are in its view, becomes nginx's file

@@ -32,7 +32,7 @@ export async function run() {
       docker(host, ['run', '-d', '--name', name, '-l', tag, ...expose, '-l', 'discovery.check.tcp=true', '-l', 'discovery.check.interval=5s', env.image])
     }
     // Run as an installed bin runs (its shebang carries the agent's V8 memory settings).
-    agent = spawn(path.join(root, 'bin/run.js'), ['watch', '--json', '--docker-host', host, '--address-mode', 'container', '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', tag], {
+    agent = spawn(path.join(root, 'bin/run.cjs'), ['watch', '--json', '--docker-host', host, '--address-mode', 'container', '--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', tag], {
       cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
     })

@@ -4,7 +4,7 @@
 // Two subjects, measured in the same run against the same dockerd and etcd:
 //   - the floor: a minimal loop with the same libraries (dockerode event → inspect → etcd3 put
 //     under a lease; `kill` → delete), in a process of its own;
-//   - the agent: `bin/run.js watch --json`, run as an installed bin runs.
+//   - the agent: `bin/run.cjs watch --json`, run as an installed bin runs.
 // Each is watched by a second process (etcd3 prefix watch) that timestamps every arrival on
 // this machine's wall clock; latencies are measured from the Docker event's `timeNano`.
 //
@@ -367,7 +367,7 @@ export async function run(options = {}) {
       startSubject: async () => {
         let ready = false
         const proc = spawnJson(
-          [path.join(ROOT, 'bin/run.js'), 'watch', '--json', '--etcd-endpoints', endpoints, '--prefix', agentPrefix, '--node', node, '--docker-host', dockerHost],
+          [path.join(ROOT, 'bin/run.cjs'), 'watch', '--json', '--etcd-endpoints', endpoints, '--prefix', agentPrefix, '--node', node, '--docker-host', dockerHost],
           (event) => {
             if (event.type === 'resync') ready = true
           },

@@ -71,7 +71,7 @@ export async function run() {
       const node = `${role}-${tag}`
       const started = performance.now()
       const args = ['watch', '--json', '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node', node, '--docker-host', env.docker2Host, '--filter', `label=bench-100k=${tag}-${role}`, '--address-mode', 'container', '--resync', `${RESYNC_S}s`]
-      const proc = spawn(path.join(root, 'bin/run.js'), args, { stdio: 'ignore' })
+      const proc = spawn(path.join(root, 'bin/run.cjs'), args, { stdio: 'ignore' })
       agents.push(proc)
       // Polled under the node's own part of the layout (a few keys), every 20 ms.
       const deadline = Date.now() + 120_000
@@ -97,7 +97,7 @@ export async function run() {
     const statusMs = []
     for (let i = 0; i < 3; i++) {
       const t = performance.now()
-      const result = spawnSync(path.join(root, 'bin/run.js'), ['status', '--etcd-endpoints', etcd.endpoint, '--prefix', prefix], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 1 << 28 })
+      const result = spawnSync(path.join(root, 'bin/run.cjs'), ['status', '--etcd-endpoints', etcd.endpoint, '--prefix', prefix], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 1 << 28 })
       if (result.status !== 0) throw new Error(`status exited ${result.status}: ${String(result.stderr).split('\n')[0]}`)
       statusMs.push(performance.now() - t)
     }

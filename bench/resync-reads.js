@@ -51,7 +51,7 @@ async function measureCase(registrySize, env, containers) {
   try {
     await seed(client, prefix, registrySize - OWN)
     const args = ['watch', '--json', '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node', node, '--docker-host', env.dockerHost, '--no-exposed-by-default', '--resync', '1s']
-    agent = spawn(path.join(root, 'bin/run.js'), args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    agent = spawn(path.join(root, 'bin/run.cjs'), args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let resyncs = []
     let registered = 0
     let buffer = ''

@@ -64,7 +64,7 @@ async function measureCase(agents, env) {
     const started = Date.now()
     for (let i = 0; i < agents; i++) {
       const args = ['watch', '--json', '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--node', `scale-${i}`, '--docker-host', env.docker2Host, '--filter', `label=bench-scale=${tag}-${i}`, '--address-mode', 'container']
-      procs.push(spawn(path.join(root, 'bin/run.js'), args, { stdio: 'ignore' }))
+      procs.push(spawn(path.join(root, 'bin/run.cjs'), args, { stdio: 'ignore' }))
       // Ten at a time, so 100 Node starts do not starve each other on two cores.
       if (i % 10 === 9) await waitForRecords(client, prefix, i + 1, 120_000)
     }
@@ -87,7 +87,7 @@ async function measureCase(agents, env) {
     }
     if (agents === Math.max(...CASES)) {
       // One consumer beside them: serve (DNS + HTTP) holds one view of the prefix.
-      const serve = spawn(path.join(root, 'bin/run.js'), ['serve', '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--dns-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'], { stdio: 'ignore' })
+      const serve = spawn(path.join(root, 'bin/run.cjs'), ['serve', '--etcd-endpoints', etcd.endpoint, '--prefix', prefix, '--dns-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0'], { stdio: 'ignore' })
       procs.push(serve)
       await sleep(SETTLE_MS)
       const m2 = await metrics(etcd.endpoint)

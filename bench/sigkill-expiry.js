@@ -16,7 +16,7 @@ import Docker from 'dockerode'
 import { Etcd3 } from 'etcd3'
 import { commandFor, isMain, makeWallClock, percentile, printRows, root, round, testEnv, waitUntil } from './common.js'
 
-const BIN = path.join(root, 'bin/run.js')
+const BIN = path.join(root, 'bin/run.cjs')
 const TTL_MS = 10_000
 const GRACEFUL_BUDGET_MS = 200
 

@@ -19,6 +19,6 @@ docker run -d --name "$name" -p 127.0.0.1::80 \
   discovery-test/busybox:1 >/dev/null
 trap 'docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
 echo "demo: started container $name (service web); in another shell try:"
-echo "  node bin/run.js list --etcd-endpoints $endpoints"
+echo "  node bin/run.cjs list --etcd-endpoints $endpoints"
 echo "  docker exec $name rm /www/health   # the check turns critical"
-node bin/run.js watch --etcd-endpoints "$endpoints" "$@"
+node bin/run.cjs watch --etcd-endpoints "$endpoints" "$@"

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { testEnv } from './env.js'
 
-export const BIN = path.resolve('bin/run.js')
+export const BIN = path.resolve('bin/run.cjs')
 
 export interface CliResult {
   code: number

@@ -1,4 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
+// CommonJS, as is the bundle it runs: an ES module entry would start Node's ES module loader,
+// whose namespace for node:fs alone loads every stream class (~10 ms of a 140 ms --help).
+const path = require('node:path')
+const { loadBundle } = require('./code-cache.cjs')
+
 // --max-semi-space-size=2: a long-running agent holds little but churns through short-lived
 // objects (events, records, check results), and V8's default young generation (up to 16 MB
 // per semi-space) then makes up most of its resident memory. 2 MB keeps a 1000-instance agent
@@ -43,13 +48,22 @@ if (password !== undefined) {
 }
 process.argv = [...process.argv.slice(0, 2), ...argv]
 
-// The built bundle (scripts/bundle.js): @oclif/core and each command as a few ES modules rather
-// than ~400 files resolved one by one, so a command loads only what it runs (docs/performance.md).
-const { execute } = await import('../dist/bundle/oclif.js')
-await execute({ args: argv, dir: import.meta.url })
-// The command has finished. A handle left open by a library must not keep a finished CLI
-// alive (a stopped `watch` was once seen lingering with nothing but its stderr pipe open), so
-// exit explicitly, once everything written to stdout and stderr has been handed over.
-const flushed = (stream) => new Promise((resolve) => stream.write('', resolve))
-await Promise.all([flushed(process.stdout), flushed(process.stderr)])
-process.exit(process.exitCode ?? 0)
+// The built bundle (scripts/bundle.js): @oclif/core and every command in one file, compiled
+// with a V8 code cache (bin/code-cache.cjs); a command initialises only the modules it runs
+// (docs/performance.md). The bundle's dynamic imports (the TUI with Ink and React for `watch`)
+// go through this file's import(), which resolves as the package's own would.
+globalThis.__discoveryImport = (specifier) => import(specifier)
+
+async function main() {
+  const cli = loadBundle(path.join(__dirname, '../dist/bundle/cli.cjs'), argv)
+  await cli.exports.execute({ args: argv, dir: __dirname })
+  cli.save()
+  // The command has finished. A handle left open by a library must not keep a finished CLI
+  // alive (a stopped `watch` was once seen lingering with nothing but its stderr pipe open), so
+  // exit explicitly, once everything written to stdout and stderr has been handed over.
+  const flushed = (stream) => new Promise((resolve) => stream.write('', resolve))
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)])
+  process.exit(process.exitCode ?? 0)
+}
+
+void main()
