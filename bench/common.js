@@ -55,7 +55,7 @@ export function waitUntil(predicate, timeoutMs, what, everyMs = 2) {
  * agent's Node flags); any other script runs under this Node.
  */
 export function commandFor(args) {
-  return args[0].endsWith(`${path.sep}bin${path.sep}run.js`) ? [args[0], args.slice(1)] : [process.execPath, args]
+  return args[0].endsWith(`${path.sep}bin${path.sep}run.cjs`) ? [args[0], args.slice(1)] : [process.execPath, args]
 }
 
 /** A free TCP port on loopback (bound once, then released). */

@@ -220,8 +220,8 @@ const entry = [
 // and the TUI's Ink and React all use it. So every import() in the bundle becomes a call of
 // `__import`, which bin/run.cjs provides with Node's own import(); loaded by a plain require() (as the
 // oclif manifest at pack time does), the bundle falls back to its own import(). A string that
-// merely mentions "import(" is left alone.
-const DYNAMIC_IMPORT = /(?<!["'`]|=> )\bimport\(/g
+// merely mentions "import(", and a method or identifier ending in import, are left alone.
+const DYNAMIC_IMPORT = /(?<!["'`.$\w]|=> )import\(/g
 const FALLBACK_IMPORT = '((specifier) => import(specifier))'
 
 // The TUI (Ink and React components) is an ES module of its own, dist/bundle/tui.mjs, which

@@ -41,7 +41,7 @@ describe('the code cache', () => {
     expect(first.code, first.stderr).toBe(0)
     expect(first.stdout.trim()).toBe('[]')
     const dir = keyDir()
-    expect(path.basename(dir)).toMatch(new RegExp(`^[0-9a-f]{20}-${process.version.replaceAll('.', '\\.')}-${process.arch}-[0-9a-f]{8}$`))
+    expect(path.basename(dir)).toMatch(new RegExp(`^[0-9a-f]{20}-${process.version.replaceAll('.', '\\.')}-${process.arch}-[0-9a-f]{1,8}$`))
     const file = path.join(dir, 'list.bin')
     expect(statSync(dir).mode & 0o777).toBe(0o700)
     expect(statSync(file).mode & 0o777).toBe(0o600)
@@ -99,16 +99,51 @@ describe('the code cache', () => {
     expect(readdirSync(path.dirname(root))).toEqual([])
   })
 
-  it('Given only XDG_CACHE_HOME, When --help runs twice, Then the cache lives under it in discovery-agent/code-cache', async () => {
+  it('Given only XDG_CACHE_HOME, When list --help runs twice, Then the cache lives under it as help.bin, used the second time', async () => {
     // When
-    const env = { XDG_CACHE_HOME: root }
-    const first = await runCli(['--help'], { env })
-    const second = await runCli(['--help'], { env })
+    const env = { XDG_CACHE_HOME: root, DISCOVERY_COMPILE_CACHE: undefined }
+    const first = await runCli(['list', '--help'], { env })
+    const base = path.join(root, 'discovery-agent', 'code-cache')
+    const [key] = readdirSync(base)
+    const file = path.join(base, key, 'help.bin')
+    const written = readFileSync(file)
+    const second = await runCli(['list', '--help'], { env })
     // Then
     expect(first.code, first.stderr).toBe(0)
     expect(second.stdout).toBe(first.stdout)
-    const base = path.join(root, 'discovery-agent', 'code-cache')
-    const [key] = readdirSync(base)
-    expect(readdirSync(path.join(base, key))).toEqual(['-.bin'])
+    expect(readdirSync(path.join(base, key))).toEqual(['help.bin'])
+    expect(readFileSync(file).equals(written)).toBe(true)
+  })
+
+  it('Given a file whose CRC is right but which V8 rejects, When list runs, Then it answers as usual and a good cache replaces it', async () => {
+    // Given
+    expect((await list()).code).toBe(0)
+    const file = path.join(keyDir(), 'list.bin')
+    const data = Buffer.alloc(4096, 7)
+    const header = Buffer.alloc(4)
+    header.writeUInt32BE(zlib.crc32(data))
+    writeFileSync(file, Buffer.concat([header, data]))
+    // When
+    const result = await list()
+    // Then
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout.trim()).toBe('[]')
+    expect(verifies(file)).toBe(true)
+    expect(readFileSync(file).length).toBeGreaterThan(100_000)
+  })
+
+  it.each([
+    { name: 'writable by others', mode: 0o777, used: false },
+    { name: 'writable by others but sticky (as /tmp)', mode: 0o1777, used: true },
+  ])('Given the cache root inside a folder $name, When list runs, Then the cache is used: $used', async ({ mode, used }) => {
+    // Given
+    chmodSync(path.dirname(root), mode)
+    // When
+    const result = await list()
+    // Then
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout.trim()).toBe('[]')
+    const files = existsSync(root) ? readdirSync(root).flatMap((key) => readdirSync(path.join(root, key))) : []
+    expect(files).toEqual(used ? ['list.bin'] : [])
   })
 })

@@ -1,9 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import os from 'node:os'
 import path from 'node:path'
 import { testEnv } from './env.js'
 
 export const BIN = path.resolve('bin/run.cjs')
+const TEST_CODE_CACHE = path.join(os.tmpdir(), `discovery-test-code-cache-${process.getuid?.() ?? 'user'}`)
 
 export interface CliResult {
   code: number
@@ -22,6 +24,8 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
   // test must start as a user's would.
   delete env.NODE_ENV
   env.DISCOVERY_TESTENV_JSON = process.env.DISCOVERY_TESTENV_JSON
+  // The CLI's code cache (bin/code-cache.cjs) in a folder of the test run's, not the user's ~/.cache.
+  env.DISCOVERY_COMPILE_CACHE = TEST_CODE_CACHE
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k]
     else env[k] = v
