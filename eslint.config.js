@@ -25,7 +25,7 @@ export default tseslint.config(
   },
   {
     files: ['bench/**/*.js', 'bin/**/*.js', 'scripts/**/*.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', performance: 'readonly', URL: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', performance: 'readonly', URL: 'readonly', fetch: 'readonly' } },
   },
   {
     files: ['bin/**/*.cjs'],

@@ -23,7 +23,7 @@ import { setInterval } from 'node:timers'
 import { fileURLToPath } from 'node:url'
 import Docker from 'dockerode'
 import { Etcd3 } from 'etcd3'
-import { commandFor, isMain, percentile, printRows, root as ROOT, round as roundTo, testEnv } from './common.js'
+import { commandFor, freePort, isMain, percentile, printRows, root as ROOT, round as roundTo, testEnv } from './common.js'
 
 const SELF = fileURLToPath(import.meta.url)
 
@@ -257,15 +257,20 @@ async function measureSubject({ label, docker, env, runId, image, prefix, startS
       await c.remove({ force: true })
     }
 
+    // The agent's runtime metrics from here on (its event-loop histogram restarts at each scrape).
+    await subject.startDiagnostics?.()
+
     // One at a time.
     const reg = []
     const dereg = []
+    const sampleNames = []
     for (let i = 0; i < samples; i++) {
       const name = `bench-${tag}-s${i}`
       const c = await create(name)
       await c.start()
       await waitUntil(() => seenPut.has(name) && startNs.has(name), 20_000, `${label}: ${name} visible`)
       reg.push(seenPut.get(name) - startNs.get(name))
+      sampleNames.push(name)
       await new Promise((r) => setTimeout(r, 50))
       await c.stop({ t: 0 })
       await waitUntil(() => seenDel.has(name) && killNs.has(name), 20_000, `${label}: ${name} gone`)
@@ -274,6 +279,8 @@ async function measureSubject({ label, docker, env, runId, image, prefix, startS
       await new Promise((r) => setTimeout(r, 50))
     }
     log(`${label}: single p50 ${round(percentile(reg, 50))} ms, p99 ${round(percentile(reg, 99))} ms; stop p50 ${round(percentile(dereg, 50))} ms`)
+    // Over the single samples only (the burst is another workload).
+    const diagnostics = await subject.diagnostics?.()
 
     // Burst: created first (not timed), then started all at once.
     const names = Array.from({ length: burst }, (_, i) => `bench-${tag}-b${i}`)
@@ -297,6 +304,9 @@ async function measureSubject({ label, docker, env, runId, image, prefix, startS
     return {
       reg,
       dereg,
+      sampleNames,
+      startNs,
+      diagnostics,
       burst: {
         started: started.length,
         visible: visible.length,
@@ -366,15 +376,30 @@ export async function run(options = {}) {
       keyToName: (key) => key.split('/').at(-1).split(':')[1],
       startSubject: async () => {
         let ready = false
+        const metricsPort = await freePort()
+        // When the agent said it registered each instance (its NDJSON line arriving here, on the
+        // same wall clock as the watcher's), and when its resync passes ended.
+        const wall = makeWallClock()
+        const own = { registered: new Map(), resyncs: [] }
+        let atStart
         const proc = spawnJson(
-          [path.join(ROOT, 'bin/run.cjs'), 'watch', '--json', '--etcd-endpoints', endpoints, '--prefix', agentPrefix, '--node', node, '--docker-host', dockerHost],
+          [path.join(ROOT, 'bin/run.cjs'), 'watch', '--json', '--etcd-endpoints', endpoints, '--prefix', agentPrefix, '--node', node, '--docker-host', dockerHost, '--metrics-port', String(metricsPort)],
           (event) => {
-            if (event.type === 'resync') ready = true
+            if (event.type === 'resync') {
+              ready = true
+              own.resyncs.push({ endedAt: wall(), durationMs: event.durationMs })
+            }
+            if (event.type === 'instance.registered') own.registered.set(event.instance.id.split(':')[1], wall())
           },
         )
         return {
           ready: waitUntil(() => ready, 30_000, 'agent ready (first resync)').catch((e) => Promise.reject(new Error(`${e.message}: ${proc.stderr()}`))),
           stop: () => proc.stop(),
+          startDiagnostics: async () => {
+            atStart = await runtimeMetrics(`http://127.0.0.1:${metricsPort}/metrics`)
+            own.resyncs.length = 0
+          },
+          diagnostics: async () => ({ own, runtime: since(atStart, await runtimeMetrics(`http://127.0.0.1:${metricsPort}/metrics`)) }),
         }
       },
     })
@@ -413,6 +438,7 @@ function rowsFor(floor, agent, samples, burst) {
   }
   ratioRows('start → visible', floor.reg, agent.reg)
   ratioRows('stop → gone', floor.dereg, agent.dereg)
+  if (agent.diagnostics) rows.push(...tailRows(agent, floor))
   for (const [who, result] of [
     ['floor', floor.burst],
     ['agent', agent.burst],
@@ -437,6 +463,62 @@ function rowsFor(floor, agent, samples, burst) {
   }
   void samples
   return rows
+}
+
+// ------------------------------------------------------------------ where the tail comes from
+
+/** The agent's runtime metrics (prom-client's defaults on its --metrics-port) over the whole run. */
+async function runtimeMetrics(url) {
+  const text = await fetch(url).then((r) => r.text())
+  const value = (name, labels = '') => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `))
+    return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  const gc = {}
+  for (const kind of ['minor', 'major', 'incremental', 'weakcb']) {
+    const count = value('nodejs_gc_duration_seconds_count', `{kind="${kind}"}`)
+    if (count === undefined) continue
+    // Pauses longer than 10 ms: the count above the 0.01 s bucket.
+    gc[kind] = { count, sumMs: value('nodejs_gc_duration_seconds_sum', `{kind="${kind}"}`) * 1000, over10ms: count - value('nodejs_gc_duration_seconds_bucket', `{le="0.01",kind="${kind}"}`) }
+  }
+  return { loopMaxMs: value('nodejs_eventloop_lag_max_seconds') * 1000, loopP99Ms: value('nodejs_eventloop_lag_p99_seconds') * 1000, gc }
+}
+
+/** GC counts and times between two scrapes (the event-loop figures are already the second scrape's own). */
+function since(start, end) {
+  const gc = {}
+  for (const [kind, g] of Object.entries(end.gc)) {
+    const s = start?.gc[kind] ?? { count: 0, sumMs: 0, over10ms: 0 }
+    gc[kind] = { count: g.count - s.count, sumMs: g.sumMs - s.sumMs, over10ms: g.over10ms - s.over10ms }
+  }
+  return { ...end, gc }
+}
+
+/**
+ * Where the agent's slowest registrations spent their time: until the agent reported the write
+ * acknowledged (Docker delivering the event, the agent's event loop getting to it, inspect, the
+ * etcd write; read from its NDJSON line's arrival), then etcd's watch reaching the watcher; whether
+ * a resync pass overlapped; the floor's slowest sample for the same path; then the agent's
+ * event-loop delay and GC pauses over the single samples.
+ */
+function tailRows(agent, floor) {
+  const { own, runtime } = agent.diagnostics
+  const slowest = agent.reg
+    .map((ms, i) => ({ ms, name: agent.sampleNames[i] }))
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 3)
+    .map(({ ms, name }) => {
+      const start = agent.startNs.get(name)
+      const reported = own.registered.get(name)
+      const share = reported === undefined ? '?' : `agent ${round(reported - start)} ms, watch ${round(ms - (reported - start))} ms`
+      const resync = own.resyncs.some((r) => r.endedAt >= start && r.endedAt - r.durationMs <= start + ms) ? ', a resync pass overlapped' : ''
+      return `${round(ms)} ms (${share}${resync})`
+    })
+  const gc = Object.entries(runtime.gc).map(([kind, g]) => `${kind} ${g.count}× ${round(g.sumMs)} ms (${g.over10ms} over 10 ms)`).join(', ')
+  return [
+    { metric: 'start → visible agent, slowest 3', value: round(Math.max(...agent.reg)), unit: 'ms', budget: 'info', ok: undefined, note: `${slowest.join('; ')}; floor's slowest ${round(Math.max(...floor.reg))} ms` },
+    { metric: 'agent event-loop delay over the run', value: round(runtime.loopMaxMs), unit: 'ms max', budget: 'info', ok: undefined, note: `p99 ${round(runtime.loopP99Ms)} ms; GC ${gc || 'none'}; ${own.resyncs.length} resync passes` },
+  ]
 }
 
 // ------------------------------------------------------------------ entry point

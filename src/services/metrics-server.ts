@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http'
-import { Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PromRegistry } from 'prom-client'
 import type { AgentEvent } from '../core/agent/events.js'
 import { HEALTH_STATUSES } from '../core/model.js'
 import type { AgentStore } from '../core/store.js'
@@ -10,12 +10,19 @@ export interface MetricsServer {
 }
 
 /**
- * Prometheus `/metrics` (a private prom-client registry, fed only by the store) and
+ * Prometheus `/metrics` (a private prom-client registry, fed by the store, plus prom-client's
+ * standard process and Node.js runtime metrics: CPU, memory, event-loop delay, GC pauses) and
  * `/healthz` (200 while Docker and etcd are connected, 503 with the reason otherwise).
  * No instance ids as labels: cardinality stays bounded by services × health states.
  */
 export async function startMetricsServer(store: AgentStore, options: { host: string; port: number; version: string }): Promise<MetricsServer> {
   const registry = new PromRegistry()
+  // The names every Node.js dashboard knows (process_resident_memory_bytes, nodejs_eventloop_lag_*,
+  // nodejs_gc_duration_seconds{kind}): what a stalled agent or a slow registration is read against.
+  collectDefaultMetrics({ register: registry })
+  // Gauges named like counters, which promtool rejects; nodejs_active_{handles,requests,resources}
+  // (by type) hold the same numbers.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name)
   const instances = new Gauge({
     name: 'discovery_instances',
     help: 'Instances this agent registered, by service and health',

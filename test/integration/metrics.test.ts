@@ -40,6 +40,11 @@ const DOCUMENTED = [
   'discovery_etcd_errors_total',
   'discovery_reconnects_total',
   'discovery_build_info',
+  // prom-client's standard runtime metrics (the README names these)
+  'process_cpu_seconds_total',
+  'process_resident_memory_bytes',
+  'nodejs_eventloop_lag_p99_seconds',
+  'nodejs_gc_duration_seconds',
 ]
 
 describe('watch --metrics-port: /metrics', () => {
