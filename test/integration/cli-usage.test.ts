@@ -79,6 +79,29 @@ describe('help', () => {
     expect(result.stdout).toMatch(/--etcd-endpoints/)
   })
 
+  it.each([
+    { argv: ['help', 'list'], usage: '$ discovery-agent list' },
+    { argv: ['help', 'maint', 'enable'], usage: '$ discovery-agent maint enable' },
+  ])('Given help $argv.1, When the CLI runs, Then exit 0 with that command\'s usage', async ({ argv, usage }) => {
+    // When
+    const result = await runCli(argv)
+    // Then
+    expect(result.code, result.stderr).toBe(0)
+    expect(result.stdout).toContain(usage)
+    expect(result.stderr).toBe('')
+  })
+
+  it.each([{ argv: ['nope'] }, { argv: ['help', 'nope'] }])('Given $argv, When the CLI runs, Then exit 2 with one line naming it and the commands there are', async ({ argv }) => {
+    // When
+    const result = await runCli(argv)
+    // Then
+    expect(result.code).toBe(2)
+    expect(expectOneErrorLine(result)).toBe(
+      "Error: 'nope' is not a discovery-agent command (commands: config get, config set, config unset, deregister, doctor, list, maint disable, maint enable, maint list, probe, register, reload, serve, status, watch)",
+    )
+    expect(result.stdout).toBe('')
+  })
+
   it('Given --help, When the CLI runs, Then it lists the seven commands with one-line summaries', async () => {
     // When
     const result = await runCli(['--help'])

@@ -1,0 +1,28 @@
+import { Args, Command, Flags, loadHelpClass } from '@oclif/core'
+import { notACommand } from '../hooks/command-not-found.js'
+
+/**
+ * `discovery-agent help [command]`: oclif's own help, as `--help` shows it. Part of the CLI
+ * rather than @oclif/plugin-help, whose loading (its package.json and manifest, at every start
+ * of every command) cost ~7 ms (docs/performance.md).
+ */
+export default class Help extends Command {
+  static override summary = 'Display help for discovery-agent'
+  static override description = 'Shows the commands, or one command with its flags and examples; `discovery-agent <command> --help` does the same.'
+  static override examples = ['<%= config.bin %> help', '<%= config.bin %> help list', '<%= config.bin %> help maint enable']
+  static override args = { command: Args.string({ description: 'the command to show help for', required: false }) }
+  static override flags = { 'nested-commands': Flags.boolean({ char: 'n', description: 'list every nested command (config get, maint enable, …)' }) }
+  static override strict = false
+
+  async run(): Promise<void> {
+    const { argv, flags } = await this.parse(Help)
+    const words = argv as string[]
+    const id = words.join(':')
+    if (words.length > 0 && !this.config.findCommand(id) && !this.config.findTopic(id)) {
+      process.stderr.write(`Error: ${notACommand(words, this.config.commands.map((c) => c.id))}\n`)
+      this.exit(2)
+    }
+    const HelpClass = await loadHelpClass(this.config)
+    await new HelpClass(this.config, { all: flags['nested-commands'] }).showHelp(words)
+  }
+}
