@@ -16,13 +16,15 @@ export default class Help extends Command {
 
   async run(): Promise<void> {
     const { argv, flags } = await this.parse(Help)
-    const words = argv as string[]
-    const id = words.join(':')
-    if (words.length > 0 && !this.config.findCommand(id) && !this.config.findTopic(id)) {
-      process.stderr.write(`Error: ${notACommand(words, this.config.commands.map((c) => c.id))}\n`)
+    const words = (argv as string[]).filter((word) => word !== '')
+    // The longest run of leading words that names a command or a topic (`help list web` is list's help).
+    let named = words.length
+    while (named > 0 && !this.config.findCommand(words.slice(0, named).join(':')) && !this.config.findTopic(words.slice(0, named).join(':'))) named--
+    if (words.length > 0 && named === 0) {
+      process.stderr.write(`Error: ${notACommand(words.slice(0, 1), this.config.commands.map((c) => c.id))}\n`)
       this.exit(2)
     }
     const HelpClass = await loadHelpClass(this.config)
-    await new HelpClass(this.config, { all: flags['nested-commands'] }).showHelp(words)
+    await new HelpClass(this.config, { all: flags['nested-commands'] }).showHelp(words.slice(0, named))
   }
 }

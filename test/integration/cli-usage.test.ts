@@ -82,6 +82,7 @@ describe('help', () => {
   it.each([
     { argv: ['help', 'list'], usage: '$ discovery-agent list' },
     { argv: ['help', 'maint', 'enable'], usage: '$ discovery-agent maint enable' },
+    { argv: ['help', 'list', 'web'], usage: '$ discovery-agent list' },
   ])('Given help $argv.1, When the CLI runs, Then exit 0 with that command\'s usage', async ({ argv, usage }) => {
     // When
     const result = await runCli(argv)
