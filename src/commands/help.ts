@@ -18,8 +18,12 @@ export default class Help extends Command {
     const { argv, flags } = await this.parse(Help)
     const words = (argv as string[]).filter((word) => word !== '')
     // The longest run of leading words that names a command or a topic (`help list web` is list's help).
+    const names = (count: number): boolean => {
+      const id = words.slice(0, count).join(':')
+      return Boolean(this.config.findCommand(id) ?? this.config.findTopic(id))
+    }
     let named = words.length
-    while (named > 0 && !this.config.findCommand(words.slice(0, named).join(':')) && !this.config.findTopic(words.slice(0, named).join(':'))) named--
+    while (named > 0 && !names(named)) named--
     if (words.length > 0 && named === 0) {
       process.stderr.write(`Error: ${notACommand(words.slice(0, 1), this.config.commands.map((c) => c.id))}\n`)
       this.exit(2)
