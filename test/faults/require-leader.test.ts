@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 import { runCli, startCli, uniquePrefix, waitFor, type LiveProcess } from '../support/cli.js'
 import { PrivateEtcd } from '../support/faults.js'
 
@@ -24,7 +24,7 @@ afterAll(async () => {
 
 describe('a member without a leader', () => {
   it('Given serve connected to one member, When its two peers die, Then /healthz turns 503 (no stale view served as current), and 200 once quorum is back', async () => {
-    const [httpPort] = await freePorts(1)
+    const [httpPort] = await testPorts(1)
     const only = [cluster.endpoint(1)]
     const flags = ['--etcd-endpoints', only.join(','), '--prefix', prefix]
     const registered = await runCli(['register', 'web', '--address', '10.0.0.1', '--port', '80', ...flags])

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 import { Containers, dockerAt, etcdClient, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
 import { uniquePrefix, waitFor } from '../support/cli.js'
 import { PrometheusServer, type PrometheusTarget } from '../support/consul-consumers.js'
@@ -76,7 +76,7 @@ function rssKiB(pid: number): number {
 }
 
 beforeAll(async () => {
-  const [httpPort, promPort] = await freePorts(2)
+  const [httpPort, promPort] = await testPorts(2)
   prometheusPort = promPort
   base = `http://127.0.0.1:${httpPort}`
   agent = await startAgent({ prefix, node, args: ['--http-addr', `127.0.0.1:${httpPort}`] })

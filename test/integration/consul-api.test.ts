@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startHttpApi, type HttpApi } from '../../src/core/http/server.js'
 import type { InstanceRecord, NodeRecord } from '../../src/core/model.js'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 import type { ViewSource } from '../../src/core/view/types.js'
 import { ViewState } from '../../src/core/view/view-state.js'
 import { waitFor, type LiveProcess } from '../support/cli.js'
@@ -66,7 +66,7 @@ let db1: InstanceRecord
 
 beforeAll(async () => {
   // Instance ports nothing listens on (loopback only); the last ones are for the API and Prometheus.
-  ports = await freePorts(6)
+  ports = await testPorts(6)
   web1 = instanceRecord({ id: 'node-a:web-1', node: 'node-a', address: '127.0.0.1', port: ports[0], tags: ['v1'], meta: { team: 'pay' } })
   web2 = instanceRecord({ id: 'node-b:web-2', node: 'node-b', address: '127.0.0.1', port: ports[1], tags: ['v1', 'canary'], status: 'warning' })
   db1 = instanceRecord({ id: 'node-a:db-1', service: 'db', node: 'node-a', address: '127.0.0.1', port: ports[2], tags: ['primary'] })

@@ -4,7 +4,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 import { Containers, dockerAt, etcdClient, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
 import { uniquePrefix, waitFor } from '../support/cli.js'
 import { dig, haproxyUpServers, httpGet, spawnProcess, unixCommand, type Spawned } from '../support/dns-tools.js'
@@ -56,7 +56,7 @@ async function msUntil(fn: () => Promise<boolean>, timeoutMs: number, what: stri
 }
 
 beforeAll(async () => {
-  ;[dnsPort] = await freePorts(1)
+  ;[dnsPort] = await testPorts(1)
   agent = await startAgent({ prefix, node, args: ['--dns-addr', `127.0.0.1:${dnsPort}`] })
   await waitFor(async () => (await dig(['@127.0.0.1', '-p', String(dnsPort), 'discovery', 'SOA'])).status === 'NOERROR', 30_000, 'the agent to answer DNS', 250)
 })
@@ -77,7 +77,7 @@ describe('HAProxy 2.6 follows the agent over SRV (server-template)', () => {
   let haproxy: Spawned
 
   beforeAll(async () => {
-    const [frontPort] = await freePorts(1)
+    const [frontPort] = await testPorts(1)
     front = `http://127.0.0.1:${frontPort}/`
     const dir = mkdtempSync(path.join(os.tmpdir(), `dns-agent-haproxy-${tag}-`))
     dirs.push(dir)

@@ -5,7 +5,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDnsServer, type DnsServer } from '../../src/core/dns/server.js'
 import type { HealthStatus, InstanceRecord, NodeRecord } from '../../src/core/model.js'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 import { ViewState } from '../../src/core/view/view-state.js'
 import { waitFor } from '../support/cli.js'
 import { countingBackend, dig, haproxyUpServers, httpGet, putRecords, spawnProcess, whoHoldsPort, type CountingBackend, type Spawned } from '../support/dns-tools.js'
@@ -65,7 +65,7 @@ describe('DNS with dig', () => {
     at = ['@127.0.0.1', '-p', String(plain.udpPort)]
 
     // dnsmasq as the recursor: authoritative for example.test only, no upstream, no files read
-    const [dnsmasqPort] = await freePorts(1)
+    const [dnsmasqPort] = await testPorts(1)
     const dnsmasq = spawnProcess('dnsmasq', [
       '--no-daemon', '--conf-file=/dev/null', `--port=${dnsmasqPort}`, '--listen-address=127.0.0.1', '--bind-interfaces',
       '--no-resolv', '--no-hosts', '--pid-file=', '--log-facility=-', '--address=/example.test/192.0.2.7',
@@ -184,7 +184,7 @@ describe('DNS with HAProxy: server-template over SRV', () => {
     putRecords(state, [inst('hx-a', 'web', '127.0.0.1', a.port), inst('hx-b', 'web', '127.0.0.1', b.port)])
     const server = await startDnsServer(state, { host: '127.0.0.1', port: 0 })
     servers.push(server)
-    const [frontPort, statsPort] = await freePorts(2)
+    const [frontPort, statsPort] = await testPorts(2)
     front = `http://127.0.0.1:${frontPort}/`
     stats = `http://127.0.0.1:${statsPort}/stats;csv`
     const dir = mkdtempSync(path.join(os.tmpdir(), `dns-haproxy-${tag}-`))

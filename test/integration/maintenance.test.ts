@@ -3,7 +3,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { InstanceRecord } from '../../src/core/model.js'
 import { createResolver } from '../../src/core/resolver/resolver.js'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 import { etcdFlags, runCli, uniquePrefix, waitFor } from '../support/cli.js'
 import { Containers, dockerAt, etcdClient, instancesUnder, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
 import { testEnv } from '../support/env.js'
@@ -39,7 +39,7 @@ async function agent(): Promise<AgentProcess> {
 }
 
 beforeAll(async () => {
-  ;[dnsPort] = await freePorts(1)
+  ;[dnsPort] = await testPorts(1)
 })
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { etcdctl, startCli, uniquePrefix, waitFor, type LiveProcess } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
 import { docker } from '../support/tmux.js'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 
 /**
  * `watch --metrics-port`: /metrics is valid Prometheus text (promtool) with every documented
@@ -55,7 +55,7 @@ describe('watch --metrics-port: /metrics', () => {
   let container: string
 
   beforeAll(async () => {
-    const [port] = await freePorts(1)
+    const [port] = await testPorts(1)
     base = `http://127.0.0.1:${port}`
     agent = startAgent(['--etcd-endpoints', env.etcdEndpoints.join(','), '--prefix', prefix, '--node', node, '--metrics-port', String(port)])
     await waitFor(() => agent.lines().some((l) => JSON.parse(l).type === 'agent.started'), 60_000, 'the agent to start')
@@ -121,7 +121,7 @@ describe('watch --metrics-port: /healthz follows etcd', () => {
   it('Given an agent on a private etcd, When etcd is frozen, killed and restarted on the same ports and data, Then /healthz goes 503 and back to 200', async () => {
     // Given a private single-member etcd (the shared cluster is never stopped)
     const etcd = await PrivateEtcd.start()
-    const [port] = await freePorts(1)
+    const [port] = await testPorts(1)
     const healthz = `http://127.0.0.1:${port}/healthz`
     const agent = startAgent(['--etcd-endpoints', etcd.endpoint, '--prefix', uniquePrefix('healthz'), '--node', `healthz-${tag}`, '--metrics-port', String(port), '--ttl', '3s'])
     await waitFor(async () => (await get(healthz)).status === 200, 60_000, '/healthz 200 with etcd up', 250)
@@ -182,7 +182,7 @@ class PrivateEtcd {
   static async start(): Promise<PrivateEtcd> {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'discovery-metrics-etcd-'))
     dirs.push(dataDir)
-    const [clientPort, peerPort] = await freePorts(2)
+    const [clientPort, peerPort] = await testPorts(2)
     const etcd = new PrivateEtcd(dataDir, clientPort, peerPort)
     await etcd.restart()
     return etcd

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BIN, cliEnv, etcdFlags, runCli, startCli, uniquePrefix, waitFor, type LiveProcess } from '../support/cli.js'
 import { Containers, dockerAt, etcdClient, nodeRecord, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
 import { testEnv } from '../support/env.js'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from '../support/ports.js'
 
 /**
  * The read side as users run it: `serve` (no Docker, no campaign) and `watch --dns-addr
@@ -39,7 +39,7 @@ describe('serve: DNS and HTTP from the registry, no Docker', () => {
   let httpPort: number
 
   beforeAll(async () => {
-    ;[dnsPort, httpPort] = await freePorts(2)
+    ;[dnsPort, httpPort] = await testPorts(2)
     const server = startCli(['serve', '--dns-addr', `127.0.0.1:${dnsPort}`, '--http-addr', `127.0.0.1:${httpPort}`, ...etcdFlags(prefix)])
     processes.push(server)
     await waitFor(() => server.stderr.includes('Consul HTTP API on'), 30_000, `serve listening; stderr: ${server.stderr}`)
@@ -85,7 +85,7 @@ describe('serve: DNS and HTTP from the registry, no Docker', () => {
 
 describe('watch serves its own registry view', () => {
   it('Given watch --dns-addr --http-addr, When a container starts and stops, Then DNS and HTTP follow it', async () => {
-    const [dnsPort, httpPort] = await freePorts(2)
+    const [dnsPort, httpPort] = await testPorts(2)
     const node = `srvw-${tag}`
     const agent = await startAgent({ prefix, node, args: ['--dns-addr', `127.0.0.1:${dnsPort}`, '--http-addr', `127.0.0.1:${httpPort}`] })
     agents.push(agent)

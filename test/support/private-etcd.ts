@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
-import { freePorts } from '../../src/core/net.js'
+import { testPorts } from './ports.js'
 
 /**
  * A single-member etcd of a test's own, for outages the shared 3-member cluster must not
@@ -22,7 +22,7 @@ export class PrivateEtcd {
 
   static async start(): Promise<PrivateEtcd> {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'discovery-private-etcd-'))
-    const [clientPort, peerPort] = await freePorts(2)
+    const [clientPort, peerPort] = await testPorts(2)
     const etcd = new PrivateEtcd(dataDir, clientPort, peerPort)
     await etcd.run()
     return etcd
