@@ -108,6 +108,8 @@ export default class Watch extends BaseCommand {
         store,
         signal: controller.signal,
         stopReason: () => stopReason,
+        // The live view and the servers read every node's records; log lines only this node's.
+        wholeRegistry: this.outputMode === 'tty' || config.serve.dns !== undefined || config.serve.http !== undefined,
         reloads,
         resolveWith: (layers) => withDev(this.resolveConfig(flags, layers)),
         onView: async (view) => {

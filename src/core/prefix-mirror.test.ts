@@ -16,7 +16,9 @@ class FakeWatcher extends EventEmitter {
   }
 }
 
-function fakeClient() {
+type FakeKv = { key: Buffer; value: Buffer; mod_revision: string; create_revision: string; lease: string }
+
+function fakeClient(listed: FakeKv[] = []) {
   const lists: { resolve: (revision: string) => void }[] = []
   const watchers: FakeWatcher[] = []
   let autoRevision: string | undefined = '10'
@@ -25,7 +27,7 @@ function fakeClient() {
     for (const method of ['prefix', 'inRange', 'limit', 'revision']) builder[method] = () => builder
     builder.exec = () =>
       new Promise((resolve) => {
-        const answer = (revision: string): void => resolve({ header: { revision }, kvs: [], more: false })
+        const answer = (revision: string): void => resolve({ header: { revision }, kvs: listed, more: false })
         if (autoRevision) answer(autoRevision)
         else lists.push({ resolve: answer })
       })
@@ -134,6 +136,45 @@ describe('PrefixMirror', () => {
     await settle()
     expect(mirror.get('/p/a')).toBeUndefined()
     expect(mirror.tombstoneCount).toBe(0)
+    await mirror.close()
+  })
+
+  it('Given a scope, When the listing and the watch bring keys inside and outside it, Then only those inside are parsed and kept', async () => {
+    const kv = (key: string, revision: number): FakeKv => ({ key: Buffer.from(key), value: Buffer.from(key), mod_revision: String(revision), create_revision: String(revision), lease: '0' })
+    const etcd = fakeClient([kv('/p/mine/a', 5), kv('/p/theirs/b', 6)])
+    const parsed: string[] = []
+    const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => (parsed.push(raw), { ok: true, value: raw }), undefined, (key) => key.startsWith('/p/mine/'))
+    await mirror.start()
+    etcd.watchers[0].emit('put', kv('/p/theirs/c', 11))
+    etcd.watchers[0].emit('put', kv('/p/mine/d', 12))
+    expect(mirror.list().map((e) => e.key).sort()).toEqual(['/p/mine/a', '/p/mine/d'])
+    expect(parsed.sort()).toEqual(['/p/mine/a', '/p/mine/d'])
+    await mirror.close()
+  })
+
+  it('Given a scoped mirror, When it is widened and narrowed again, Then it relists everything, then drops what is outside with a delete each and one batch', async () => {
+    const kv = (key: string, revision: number): FakeKv => ({ key: Buffer.from(key), value: Buffer.from('v'), mod_revision: String(revision), create_revision: String(revision), lease: '0' })
+    const etcd = fakeClient([kv('/p/mine/a', 5), kv('/p/theirs/b', 6)])
+    const mine = (key: string): boolean => key.startsWith('/p/mine/')
+    const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => ({ ok: true, value: raw }), undefined, mine)
+    await mirror.start()
+    expect(mirror.whole).toBe(false)
+    // When widened: the listing is read again, and the watch's other keys count from now on
+    await mirror.setScope(undefined, true)
+    etcd.watchers[0].emit('put', kv('/p/theirs/c', 11))
+    expect(mirror.whole).toBe(true)
+    expect(mirror.list().map((e) => e.key).sort()).toEqual(['/p/mine/a', '/p/theirs/b', '/p/theirs/c'])
+    // When narrowed: the others go, each with a delete, then one batch
+    const deleted: string[] = []
+    let batches = 0
+    mirror.on('delete', (entry) => deleted.push(entry.key))
+    mirror.on('batch', () => batches++)
+    await mirror.setScope(mine, false)
+    expect(deleted.sort()).toEqual(['/p/theirs/b', '/p/theirs/c'])
+    expect(batches).toBe(1)
+    expect(mirror.list().map((e) => e.key)).toEqual(['/p/mine/a'])
+    etcd.watchers[0].emit('put', kv('/p/theirs/e', 13))
+    expect(mirror.size).toBe(1)
     await mirror.close()
   })
 })

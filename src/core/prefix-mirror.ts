@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { delay } from './async.js'
-import { rangePrefix } from './etcd.js'
+import { forEachPrefixPage } from './etcd.js'
 import type { ParseResult } from './model.js'
 
 export interface MirrorEntry<T> {
@@ -38,7 +38,12 @@ export interface PrefixMirrorEvents<T> {
  *
  * Memory stays bounded by what is under the prefix: a deleted key leaves a tombstone only
  * while a relist is in flight (the one case where an older listing could resurrect it), and
- * after each relist everything at or below its revision is judged by the listing alone.
+ * after each relist everything at or below its revision is judged by the listing alone. A
+ * listing is applied page by page, so the raw key-values of one page are held at a time.
+ *
+ * A scope (a predicate on keys) narrows what is kept: keys outside it are dropped before they
+ * are parsed, from listings and from the watch alike. Narrowing drops what is held outside
+ * the new scope; widening relists, since what was dropped was never kept.
  */
 export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private readonly entries = new Map<string, MirrorEntry<T>>()
@@ -53,6 +58,10 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private reopenAfterRelist = false
   private disconnected = false
   private retryTimer?: NodeJS.Timeout
+  /** The revision the mirror reflects etcd at (the last listing or watch response applied). */
+  private revision = '0'
+  /** Changed by every setScope: a widening relist that a newer scope overtook stops retrying. */
+  private scopeGeneration = 0
 
   constructor(
     private readonly client: Etcd3,
@@ -60,8 +69,48 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     private readonly parse: (raw: string, key: string) => ParseResult<T>,
     /** Runs once before the first list, e.g. to load what `parse` needs. */
     private readonly prepare?: () => Promise<void>,
+    /** Only keys for which this holds are kept (all when undefined); see setScope. */
+    private scope?: (key: string) => boolean,
   ) {
     super()
+    this.on('batch', (revision) => (this.revision = revision))
+  }
+
+  /** Whether the mirror keeps every key under its prefix (no scope). */
+  get whole(): boolean {
+    return this.scope === undefined
+  }
+
+  /**
+   * Keeps only the keys `scope` accepts from now on (every key when undefined). A narrower scope
+   * drops what it no longer accepts at once ('delete' events, then a 'batch'); a wider one relists
+   * and resolves when the mirror holds everything the new scope accepts, retrying while etcd is
+   * unreachable (until closed or another setScope). Call it only with a scope that contains the
+   * old one (widening) or is contained in it (narrowing).
+   */
+  async setScope(scope: ((key: string) => boolean) | undefined, widening: boolean): Promise<void> {
+    this.scope = scope
+    const generation = ++this.scopeGeneration
+    if (!widening) {
+      if (!scope) return
+      let dropped = false
+      for (const [key, entry] of [...this.entries]) {
+        if (scope(key)) continue
+        this.entries.delete(key)
+        this.emit('delete', entry, this.revision)
+        dropped = true
+      }
+      if (dropped) this.emit('batch', this.revision)
+      return
+    }
+    for (let attempt = 0; !this.closed && generation === this.scopeGeneration; attempt++) {
+      try {
+        await this.relist()
+        return
+      } catch {
+        await delay(Math.min(5_000, 200 * 2 ** attempt))
+      }
+    }
   }
 
   /** Loads the initial list (throws if etcd can't be reached) and starts watching. */
@@ -108,14 +157,22 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private async relist(): Promise<bigint> {
     this.relistsInFlight++
     try {
-      const response = await rangePrefix(this.client, this.prefix)
-      const revision = BigInt(response.revision)
-      const present = new Set<string>()
-      for (const kv of response.kvs) {
-        const key = kv.key.toString()
-        present.add(key)
-        this.applyPut(kv, true)
-      }
+      let present = new Set<string>()
+      const revision = BigInt(
+        await forEachPrefixPage(
+          this.client,
+          this.prefix,
+          (kvs) => {
+            for (const kv of kvs) {
+              const key = kv.key.toString()
+              present.add(key)
+              this.applyPut(kv, true, key)
+            }
+          },
+          // A compaction restarted the read: what the older pages put is judged by the new one.
+          { onRestart: () => (present = new Set()) },
+        ),
+      )
       for (const [key, previous] of [...this.entries]) {
         if (present.has(key)) continue
         if (BigInt(previous.modRevision) > revision) continue
@@ -200,8 +257,8 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     })()
   }
 
-  private applyPut(kv: IKeyValue, fromListing = false): void {
-    const key = kv.key.toString()
+  private applyPut(kv: IKeyValue, fromListing = false, key = kv.key.toString()): void {
+    if (this.scope && !this.scope(key)) return
     const revision = BigInt(kv.mod_revision)
     const previous = this.entries.get(key)
     if (previous) {

@@ -3,19 +3,19 @@ import type { Config } from '../core/config.js'
 import { describeCause, explainEtcdFailure } from '../core/etcd.js'
 import { Registry } from '../core/registry.js'
 import { withRetries } from '../core/retry.js'
-import { RegistryView } from '../core/view/registry-view.js'
+import { RegistryView, type RegistryViewOptions } from '../core/view/registry-view.js'
 
 /**
  * Opens the process's registry adapter and its one view, retrying while etcd is unreachable
  * (saying so through `emit`). Wrong credentials or certificates fail at once (exit 3).
  * Undefined when `signal` aborted first.
  */
-export async function openView(config: Config, emit: (event: AgentEvent) => void, signal: AbortSignal): Promise<{ registry: Registry; view: RegistryView } | undefined> {
+export async function openView(config: Config, emit: (event: AgentEvent) => void, signal: AbortSignal, viewOptions: RegistryViewOptions = {}): Promise<{ registry: Registry; view: RegistryView } | undefined> {
   const registry = Registry.open(config.etcd, config.prefix, { retries: 2, callTimeoutMs: 3_000 })
   try {
     const view = await withRetries(async () => {
       try {
-        return await RegistryView.open(registry)
+        return await RegistryView.open(registry, viewOptions)
       } catch (error) {
         // grpc-js hides TLS causes; explainEtcdFailure digs them out. Those won't fix themselves.
         const explained = await explainEtcdFailure(error, config.etcd, 'connecting to etcd')

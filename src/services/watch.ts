@@ -5,7 +5,7 @@ import { LeaderDuties } from '../core/cluster/leader-duties.js'
 import { SwarmDuty } from '../core/cluster/swarm-duty.js'
 import { createDockerClient } from '../core/docker/client.js'
 import type { EventEmitter } from 'node:events'
-import type { Config, EtcdConfigLayer } from '../core/config.js'
+import { SWARM_NODE, type Config, type EtcdConfigLayer } from '../core/config.js'
 import { configAgentsKey, configNodeKey, configReloadKey } from '../core/keys.js'
 import { configObject, type ConfigStatus } from '../core/registry.js'
 import type { ViewChange } from '../core/view/view-state.js'
@@ -33,6 +33,12 @@ export interface WatchOptions {
   reloads?: EventEmitter<{ reload: [trigger: string] }>
   /** Told once the agent runs, e.g. to wire the live view's actions to it. */
   onAgent?: (agent: Agent, registry: Registry) => void
+  /**
+   * Whether something in the process reads every node's records: the live view, the DNS or HTTP
+   * server. Without one, the view keeps only this node's Docker records (and Swarm's, with
+   * --swarm) and widens to the whole registry only while this agent leads.
+   */
+  wholeRegistry: boolean
 }
 
 /**
@@ -46,9 +52,12 @@ export async function runWatch(options: WatchOptions): Promise<void> {
   const { store } = options
   const emit = (event: AgentEvent): void => store.apply(event)
   const stopped = new Promise<'aborted'>((resolve) => options.signal.addEventListener('abort', () => resolve('aborted'), { once: true }))
-  const opened = await openView(options.config, emit, options.signal)
+  const scoped = options.wholeRegistry ? {} : { nodes: options.config.agent.swarm ? [options.config.node, SWARM_NODE] : [options.config.node] }
+  const opened = await openView(options.config, emit, options.signal, scoped)
   if (!opened) return
   const { registry, view } = opened
+  if (!view.whole) emit({ type: 'view.scope', whole: false, instances: view.state.size, durationMs: 0 })
+  view.on('scope', (scope) => emit({ type: 'view.scope', ...scope }))
   let config = options.config
   const layersOf = (): EtcdConfigLayer[] => etcdLayers(view, config)
   if (options.resolveWith && layersOf().length > 0) {

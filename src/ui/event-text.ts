@@ -61,6 +61,10 @@ function eventLine(event: AgentEvent): string {
       return event.changed.length > 0 ? `configuration (${event.trigger}) applied: ${event.changed.join(', ')} changed` : `configuration (${event.trigger}) read: nothing changed`
     case 'config.rejected':
       return `configuration (${event.trigger}) rejected, the one in force keeps running: ${event.error}`
+    case 'view.scope':
+      return event.whole
+        ? `view: the whole registry, ${event.instances} instances (widened in ${event.durationMs} ms)`
+        : `view: this node's records only, ${event.instances} instances (it serves nothing and shows no live view; widened while it leads)`
     case 'error':
       return `error: ${event.message}`
   }

@@ -39,6 +39,12 @@ export type AgentEvent =
   | { type: 'config.applied'; changed: string[]; trigger: string }
   /** A configuration change was refused as a whole; the one in force keeps running. */
   | { type: 'config.rejected'; error: string; trigger: string }
+  /**
+   * What the registry view holds: `whole` every node's records, or (an agent that serves nothing
+   * and shows no live view) only this node's Docker records, widened while it leads.
+   * `durationMs`: how long widening took (the relist), 0 otherwise.
+   */
+  | { type: 'view.scope'; whole: boolean; instances: number; durationMs: number }
   | { type: 'error'; message: string }
 
 export type AgentEventType = AgentEvent['type']

@@ -84,6 +84,8 @@ class Session implements TermSession {
   private readonly criticalSince = new Map<string, number>()
   private readonly onChange = (change: ViewChange): void => this.onViewChange(change)
   private stopped = false
+  /** Gives back the whole registry this term held (a scoped follower's view narrows again). */
+  private releaseWhole?: () => void
 
   constructor(
     private readonly owner: LeaderDuties,
@@ -103,6 +105,10 @@ class Session implements TermSession {
     await this.writeLeaderInfo()
     if (this.stopped) return
     this.timers.push(setInterval(() => void this.writeLeaderInfo(), Math.max(1_000, Math.floor(this.options.ttlMs / 3))))
+    // The other duties read the whole registry: a follower's scoped view widens first (a relist).
+    const release = await this.view.holdWhole()
+    if (this.stopped) return release()
+    this.releaseWhole = release
     this.scheduler.on('change', ({ id, health }) => void this.writeHealth(id, health))
     this.view.on('change', this.onChange)
     for (const entry of this.view.snapshot().instances) this.onInstance(entry)
@@ -115,6 +121,7 @@ class Session implements TermSession {
     if (this.stopped) return
     this.stopped = true
     this.view.off('change', this.onChange)
+    this.releaseWhole?.()
     for (const timer of this.timers) clearInterval(timer)
     this.scheduler.stop()
     destroyCheckAgents(this.agents)

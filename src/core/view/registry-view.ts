@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { ParseResult, InstanceRecord, MaintenanceRecord, NodeRecord } from '../model.js'
 import { leaderStatePrefix, maintenancePrefix, nodesPrefix, parseMaintenanceKey, servicesPrefix, type MaintenanceTarget } from '../keys.js'
 import { parseMaintenanceRecord } from '../maintenance.js'
@@ -16,9 +17,21 @@ type Item =
 
 export interface RegistryViewEvents {
   change: [ViewChange]
+  /** The view widened to the whole registry or narrowed to its scope again (see holdWhole). */
+  scope: [{ whole: boolean; instances: number; durationMs: number }]
   problem: [key: string, reason: string]
   disconnected: [error: unknown]
   resynced: [revision: string]
+}
+
+export interface RegistryViewOptions {
+  /**
+   * Keep only these nodes' Docker records (and everything that is not a Docker record: manual
+   * records, node records, maintenance marks, configuration, the leader's info). For an agent that
+   * serves nothing and shows no live view: its memory and start-up no longer grow with the
+   * registry. holdWhole() widens it for as long as someone needs everything (the leader duties).
+   */
+  nodes?: readonly string[]
 }
 
 /**
@@ -30,11 +43,18 @@ export interface RegistryViewEvents {
 export class RegistryView implements ViewSource {
   readonly state = new ViewState()
   private readonly mirror: PrefixMirror<Item>
+  private readonly scope?: (key: string) => boolean
+  /** Holders of the whole registry (holdWhole); the scope applies while there are none. */
+  private holders = 0
+  /** The widening or narrowing in progress: each waits for the one before. */
+  private rescoping: Promise<void> = Promise.resolve()
+  private readonly scopeEvents = new EventEmitter<Pick<RegistryViewEvents, 'scope'>>()
 
   private constructor(
     readonly registry: Registry,
     parseInstance: (raw: string, key: string) => ParseResult<InstanceRecord>,
     parseNode: (raw: string) => ParseResult<NodeRecord>,
+    options: RegistryViewOptions,
   ) {
     const prefix = registry.prefix
     const services = servicesPrefix(prefix)
@@ -67,7 +87,8 @@ export class RegistryView implements ViewSource {
       }
       return { ok: true, value: { kind: 'other' } }
     }
-    this.mirror = new PrefixMirror<Item>(registry.client, `${prefix}/`, parse)
+    this.scope = options.nodes ? nodeScope(prefix, options.nodes) : undefined
+    this.mirror = new PrefixMirror<Item>(registry.client, `${prefix}/`, parse, undefined, this.scope)
     this.mirror.on('put', (entry) => this.onPut(entry))
     this.mirror.on('delete', (entry, revision) => this.onDelete(entry, revision))
     this.mirror.on('batch', (revision) => {
@@ -82,8 +103,8 @@ export class RegistryView implements ViewSource {
   }
 
   /** Lists the registry (throws if etcd can't be reached) and follows it. */
-  static async open(registry: Registry): Promise<RegistryView> {
-    const view = new RegistryView(registry, await registry.instanceParser(), await registry.nodeParser())
+  static async open(registry: Registry, options: RegistryViewOptions = {}): Promise<RegistryView> {
+    const view = new RegistryView(registry, await registry.instanceParser(), await registry.nodeParser(), options)
     await view.mirror.start()
     view.state.setConnected(true)
     view.state.commit()
@@ -92,6 +113,7 @@ export class RegistryView implements ViewSource {
 
   on<E extends keyof RegistryViewEvents>(event: E, listener: (...args: RegistryViewEvents[E]) => void): this {
     if (event === 'change') this.state.on('change', listener as (change: ViewChange) => void)
+    else if (event === 'scope') this.scopeEvents.on('scope', listener as (scope: RegistryViewEvents['scope'][0]) => void)
     else this.mirror.on(event as 'problem', listener as (key: string, reason: string) => void)
     return this
   }
@@ -105,6 +127,42 @@ export class RegistryView implements ViewSource {
 
   waitForChange(options: { service?: string; afterRevision: string; timeoutMs: number; signal?: AbortSignal }): Promise<void> {
     return this.state.waitForChange(options)
+  }
+
+  /** Whether the view holds every record now (not scoped, or widened by a holder). */
+  get whole(): boolean {
+    return this.mirror.whole
+  }
+
+  /**
+   * Widens a scoped view to the whole registry until the returned release is called; resolves
+   * once the view holds everything (a relist, retried while etcd is unreachable). The last
+   * release narrows it again. On a view that was never scoped, it resolves at once.
+   */
+  async holdWhole(): Promise<() => void> {
+    let released = false
+    const release = (): void => {
+      if (released) return
+      released = true
+      if (--this.holders === 0 && this.scope) this.rescope(false)
+    }
+    if (this.holders++ === 0 && this.scope) this.rescope(true)
+    await this.rescoping
+    return release
+  }
+
+  private rescope(widening: boolean): void {
+    const scope = widening ? undefined : this.scope
+    this.rescoping = this.rescoping.then(() => {
+      // A widening overtaken by a narrowing (or the reverse) before it began, or one the view
+      // already is, has nothing to do.
+      if (widening !== this.holders > 0 || widening === this.mirror.whole) return
+      const started = performance.now()
+      return this.mirror.setScope(scope, widening).then(() => {
+        const durationMs = widening ? Math.round(performance.now() - started) : 0
+        this.scopeEvents.emit('scope', { whole: this.mirror.whole, instances: this.state.size, durationMs })
+      })
+    })
   }
 
   get connected(): boolean {
@@ -137,6 +195,20 @@ export class RegistryView implements ViewSource {
     else if (item.kind === 'leader') this.state.setLeader(undefined)
     else if (item.kind === 'maintenance') this.state.deleteMaintenance(item.target)
     else if (item.kind === 'config') this.state.deleteConfig(entry.key)
+  }
+}
+
+/** Keys kept by a view scoped to `nodes`: every key but other nodes' Docker records (`services/<service>/<node>/<id>`). */
+export function nodeScope(prefix: string, nodes: readonly string[]): (key: string) => boolean {
+  const services = servicesPrefix(prefix)
+  const kept = new Set(nodes)
+  return (key) => {
+    if (!key.startsWith(services)) return true
+    const first = key.indexOf('/', services.length)
+    const second = first < 0 ? -1 : key.indexOf('/', first + 1)
+    // <service>/<id>: a manual record (or one of schema 1), cluster-wide and kept.
+    if (second < 0) return true
+    return kept.has(key.slice(first + 1, second))
   }
 }
 
