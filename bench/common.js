@@ -112,8 +112,9 @@ export function cpuSeconds(pid) {
   }
 }
 
-/** SIGTERM to every child process, resolved once all have exited. */
+/** SIGTERM to every child process, resolved once all have exited (one a signal ended already counts). */
 export async function stopAll(children) {
-  for (const child of children) child.kill('SIGTERM')
-  await Promise.all(children.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)))))
+  const gone = (child) => child.exitCode !== null || child.signalCode !== null
+  for (const child of children) if (!gone(child)) child.kill('SIGTERM')
+  await Promise.all(children.map((child) => new Promise((resolve) => (gone(child) ? resolve() : child.once('exit', resolve)))))
 }

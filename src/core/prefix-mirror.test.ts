@@ -1,6 +1,5 @@
-import { EventEmitter } from 'node:events'
-import type { Etcd3 } from 'etcd3'
 import { describe, expect, it } from 'vitest'
+import { fakeClient, fakeKv, settle } from './fake-etcd.fixture.js'
 import { PrefixMirror } from './prefix-mirror.js'
 
 /**
@@ -9,53 +8,6 @@ import { PrefixMirror } from './prefix-mirror.js'
  * relist) and cancelled ('error') while that relist still runs. The mirror must still open a
  * new watch once the relist is done.
  */
-class FakeWatcher extends EventEmitter {
-  cancelled = false
-  async cancel(): Promise<void> {
-    this.cancelled = true
-  }
-}
-
-type FakeKv = { key: Buffer; value: Buffer; mod_revision: string; create_revision: string; lease: string }
-
-function fakeClient(listed: FakeKv[] = []) {
-  const lists: { resolve: (revision: string) => void }[] = []
-  const watchers: FakeWatcher[] = []
-  let autoRevision: string | undefined = '10'
-  const range = (): Record<string, unknown> => {
-    const builder: Record<string, unknown> = {}
-    for (const method of ['prefix', 'inRange', 'limit', 'revision']) builder[method] = () => builder
-    builder.exec = () =>
-      new Promise((resolve) => {
-        const answer = (revision: string): void => resolve({ header: { revision }, kvs: listed, more: false })
-        if (autoRevision) answer(autoRevision)
-        else lists.push({ resolve: answer })
-      })
-    return builder
-  }
-  const watch = (): Record<string, unknown> => {
-    const builder: Record<string, unknown> = {}
-    for (const method of ['prefix', 'startRevision']) builder[method] = () => builder
-    builder.create = async () => {
-      const watcher = new FakeWatcher()
-      watchers.push(watcher)
-      return watcher
-    }
-    return builder
-  }
-  const client = { getAll: range, watch } as unknown as Etcd3
-  return {
-    client,
-    lists,
-    watchers,
-    holdLists: () => (autoRevision = undefined),
-    releaseLists: (revision: string) => (autoRevision = revision),
-  }
-}
-
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
-}
 
 describe('PrefixMirror', () => {
   it('Given a watch that reconnects, When it is cancelled (compacted) while the relist of the reconnect runs, Then a new watch is opened after that relist', async () => {
@@ -140,7 +92,7 @@ describe('PrefixMirror', () => {
   })
 
   it('Given a scope, When the listing and the watch bring keys inside and outside it, Then only those inside are parsed and kept', async () => {
-    const kv = (key: string, revision: number): FakeKv => ({ key: Buffer.from(key), value: Buffer.from(key), mod_revision: String(revision), create_revision: String(revision), lease: '0' })
+    const kv = (key: string, revision: number) => fakeKv(key, revision, key)
     const etcd = fakeClient([kv('/p/mine/a', 5), kv('/p/theirs/b', 6)])
     const parsed: string[] = []
     const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => (parsed.push(raw), { ok: true, value: raw }), undefined, (key) => key.startsWith('/p/mine/'))
@@ -153,7 +105,7 @@ describe('PrefixMirror', () => {
   })
 
   it('Given a scoped mirror, When it is widened and narrowed again, Then it relists everything, then drops what is outside with a delete each and one batch', async () => {
-    const kv = (key: string, revision: number): FakeKv => ({ key: Buffer.from(key), value: Buffer.from('v'), mod_revision: String(revision), create_revision: String(revision), lease: '0' })
+    const kv = fakeKv
     const etcd = fakeClient([kv('/p/mine/a', 5), kv('/p/theirs/b', 6)])
     const mine = (key: string): boolean => key.startsWith('/p/mine/')
     const mirror = new PrefixMirror(etcd.client, '/p/', (raw) => ({ ok: true, value: raw }), undefined, mine)

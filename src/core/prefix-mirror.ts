@@ -62,6 +62,8 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private revision = '0'
   /** Changed by every setScope: a widening relist that a newer scope overtook stops retrying. */
   private scopeGeneration = 0
+  /** False from a setScope until its widening relist completed (whole reads false meanwhile). */
+  private listedWhole = true
 
   constructor(
     private readonly client: Etcd3,
@@ -76,23 +78,26 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     this.on('batch', (revision) => (this.revision = revision))
   }
 
-  /** Whether the mirror keeps every key under its prefix (no scope). */
+  /** Whether the mirror holds every key under its prefix: no scope, and no widening still listing. */
   get whole(): boolean {
-    return this.scope === undefined
+    return this.scope === undefined && this.listedWhole
   }
 
   /**
    * Keeps only the keys `scope` accepts from now on (every key when undefined). A narrower scope
-   * drops what it no longer accepts at once ('delete' events, then a 'batch'); a wider one relists
-   * and resolves when the mirror holds everything the new scope accepts, retrying while etcd is
-   * unreachable (until closed or another setScope). Call it only with a scope that contains the
-   * old one (widening) or is contained in it (narrowing).
+   * drops what it no longer accepts at once ('delete' events, then a 'batch') and resolves true.
+   * A wider one relists, retrying while etcd is unreachable, and resolves true once the mirror
+   * holds everything the new scope accepts, or false when closed or overtaken by another
+   * setScope first. Call it only with a scope that contains the old one (widening) or is
+   * contained in it (narrowing).
    */
-  async setScope(scope: ((key: string) => boolean) | undefined, widening: boolean): Promise<void> {
+  async setScope(scope: ((key: string) => boolean) | undefined, widening: boolean): Promise<boolean> {
+    // The new scope filters at once: the watch's changes count from now, the relist fills in the rest.
     this.scope = scope
+    this.listedWhole = false
     const generation = ++this.scopeGeneration
     if (!widening) {
-      if (!scope) return
+      if (!scope) return true
       let dropped = false
       for (const [key, entry] of [...this.entries]) {
         if (scope(key)) continue
@@ -101,16 +106,21 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
         dropped = true
       }
       if (dropped) this.emit('batch', this.revision)
-      return
+      return true
     }
-    for (let attempt = 0; !this.closed && generation === this.scopeGeneration; attempt++) {
+    const current = (): boolean => !this.closed && generation === this.scopeGeneration
+    for (let attempt = 0; current(); attempt++) {
       try {
         await this.relist()
-        return
+        if (!current()) return false
+        this.listedWhole = scope === undefined
+        return true
       } catch {
-        await delay(Math.min(5_000, 200 * 2 ** attempt))
+        // Unref'd: a closed mirror's retry must not keep the process alive.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)).unref())
       }
     }
+    return false
   }
 
   /** Loads the initial list (throws if etcd can't be reached) and starts watching. */

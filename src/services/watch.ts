@@ -52,7 +52,10 @@ export async function runWatch(options: WatchOptions): Promise<void> {
   const { store } = options
   const emit = (event: AgentEvent): void => store.apply(event)
   const stopped = new Promise<'aborted'>((resolve) => options.signal.addEventListener('abort', () => resolve('aborted'), { once: true }))
-  const scoped = options.wholeRegistry ? {} : { nodes: options.config.agent.swarm ? [options.config.node, SWARM_NODE] : [options.config.node] }
+  // A term that pauses (a late lease renewal) and resumes within a TTL keeps the widened view.
+  const scoped = options.wholeRegistry
+    ? {}
+    : { nodes: options.config.agent.swarm ? [options.config.node, SWARM_NODE] : [options.config.node], narrowAfterMs: options.config.agent.ttlMs }
   const opened = await openView(options.config, emit, options.signal, scoped)
   if (!opened) return
   const { registry, view } = opened

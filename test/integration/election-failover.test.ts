@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process'
-import net from 'node:net'
 import type { Etcd3 } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClusterStatus } from '../../src/services/status.js'
@@ -19,6 +18,7 @@ import {
   type LeaderInfoWrite,
 } from '../support/election.js'
 import { testEnv } from '../support/env.js'
+import { testPorts } from '../support/ports.js'
 
 // Three agents on one machine, each its own --node, on the second dockerd with
 // --no-exposed-by-default (so nothing of anyone's containers is registered), TTL 5 s: long
@@ -337,9 +337,5 @@ describe('leader election: three agents on the real 3-member etcd', () => {
 
 /** A port nothing listens on (bound once, then released). */
 async function closedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  return (await testPorts(1))[0]
 }

@@ -1,8 +1,8 @@
-import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCli, uniquePrefix, waitFor } from '../support/cli.js'
 import { Containers, dockerAt, etcdClient, instanceOf, startAgent, uniqueSuffix, type AgentProcess } from '../support/agent-harness.js'
 import { podmanHost, testEnv } from '../support/env.js'
+import { testPorts } from '../support/ports.js'
 import type { HealthStatus } from '../../src/core/model.js'
 
 /**
@@ -22,15 +22,6 @@ const node = `podman-${tag}`
 let agent: AgentProcess
 let metricsPort: number
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo
-      server.close(() => resolve(port))
-    })
-    server.on('error', reject)
-  })
-}
 
 /** The agent's discovery_docker_events_total by action: the events it was handed by its Docker source. */
 async function dockerEvents(): Promise<Record<string, number>> {
@@ -65,7 +56,7 @@ beforeAll(async () => {
   const version = (await podman.version()) as unknown as { Components?: { Name: string }[] }
   expect(version.Components?.map((c) => c.Name)).toContain('Podman Engine')
   await pool.run('before')
-  metricsPort = await freePort()
+  ;[metricsPort] = await testPorts(1)
   agent = await startAgent({ prefix, node, dockerHost: host, args: ['--metrics-port', String(metricsPort)] })
 })
 

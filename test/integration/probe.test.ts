@@ -5,6 +5,7 @@ import Dockerode from 'dockerode'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { etcdFlags, runCli, startCli, uniquePrefix, waitFor, type CliResult, type LiveProcess } from '../support/cli.js'
 import { testEnv } from '../support/env.js'
+import { testPorts } from '../support/ports.js'
 
 const env = testEnv()
 const docker = new Dockerode({ socketPath: new URL(env.dockerHost).pathname })
@@ -53,11 +54,7 @@ async function silentServer(): Promise<number> {
 
 /** A port nothing listens on (bound once by us, then released). */
 async function closedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  return (await testPorts(1))[0]
 }
 
 const ok: http.RequestListener = (req, res) => {

@@ -2,30 +2,34 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 
 /**
- * Ports for the servers a test starts (agents' DNS and HTTP, HAProxy, Prometheus, a private etcd).
+ * Ports for the servers a test starts (agents' DNS and HTTP, HAProxy, Prometheus, a private etcd)
+ * and for ports a test needs closed.
  *
  * Not `listen(0)`: the kernel hands those out of the ephemeral range (32768–60999), which is also
  * where Docker publishes containers' ports and where outgoing connections get their local ports.
  * Between choosing a port that way and a child process binding it, a container another test file
  * starts can take it, and the server fails to start (a beforeAll that throws). These come from
- * 20000–31999 instead, which nothing on the test machine hands out, a block per vitest worker so
- * that two files running side by side never choose the same one, in turn from a random start so
- * that a file does not reuse a port it just released.
+ * blocks below that range which nothing on the test machine hands out: one per vitest worker, so
+ * two files running side by side never choose the same port, and in turn from a random start, so
+ * a file does not reuse a port it just released. testenv's etcd members (23791–23894) and the
+ * fault suite's private clusters (24701–25823) sit between the blocks.
  */
-const FIRST = 20_000
-const BLOCK = 3_000
-/** testenv's etcd members (clients 23791–23794, peers 23891–23894): stopped and restarted by some tests, never handed out. */
-const RESERVED = { from: 23_700, to: 23_999 }
+const BLOCKS: ReadonlyArray<readonly [number, number]> = [
+  [20_000, 23_000],
+  [26_000, 29_000],
+  [29_000, 32_000],
+  [17_000, 20_000],
+]
 
+/** VITEST_POOL_ID: 1…maxWorkers in a worker; outside one (a script, globalSetup) the first block. */
 const pool = Number(process.env.VITEST_POOL_ID ?? 1)
-const blockStart = FIRST + ((Math.max(1, pool) - 1) % 4) * BLOCK
+if (!Number.isInteger(pool) || pool < 1 || pool > BLOCKS.length) throw new Error(`test ports: VITEST_POOL_ID ${process.env.VITEST_POOL_ID} has no port block (at most ${BLOCKS.length} workers)`)
+const [blockStart, blockEnd] = BLOCKS[pool - 1]
+const BLOCK = blockEnd - blockStart
 let next = Math.floor(Math.random() * BLOCK)
 
 function candidate(): number {
-  for (;;) {
-    const port = blockStart + (next++ % BLOCK)
-    if (port < RESERVED.from || port > RESERVED.to) return port
-  }
+  return blockStart + (next++ % BLOCK)
 }
 
 function holdTcp(port: number): Promise<net.Server | undefined> {
@@ -53,7 +57,7 @@ export async function testPorts(count: number): Promise<number[]> {
   const held: Array<{ port: number; tcp: net.Server; udp: dgram.Socket }> = []
   try {
     for (let tries = 0; held.length < count; tries++) {
-      if (tries > BLOCK) throw new Error(`no ${count} free ports in ${blockStart}–${blockStart + BLOCK - 1}`)
+      if (tries > BLOCK) throw new Error(`no ${count} free ports in ${blockStart}–${blockEnd - 1}`)
       const port = candidate()
       const tcp = await holdTcp(port)
       if (!tcp) continue

@@ -32,6 +32,8 @@ export interface RegistryViewOptions {
    * registry. holdWhole() widens it for as long as someone needs everything (the leader duties).
    */
   nodes?: readonly string[]
+  /** How long a scoped view stays whole after the last holdWhole release (default 10 s). */
+  narrowAfterMs?: number
 }
 
 /**
@@ -46,8 +48,11 @@ export class RegistryView implements ViewSource {
   private readonly scope?: (key: string) => boolean
   /** Holders of the whole registry (holdWhole); the scope applies while there are none. */
   private holders = 0
-  /** The widening or narrowing in progress: each waits for the one before. */
-  private rescoping: Promise<void> = Promise.resolve()
+  /** The widening relist in progress, if any. */
+  private widening?: Promise<void>
+  private narrowTimer?: NodeJS.Timeout
+  private readonly narrowAfterMs: number
+  private closed = false
   private readonly scopeEvents = new EventEmitter<Pick<RegistryViewEvents, 'scope'>>()
 
   private constructor(
@@ -88,6 +93,7 @@ export class RegistryView implements ViewSource {
       return { ok: true, value: { kind: 'other' } }
     }
     this.scope = options.nodes ? nodeScope(prefix, options.nodes) : undefined
+    this.narrowAfterMs = options.narrowAfterMs ?? 10_000
     this.mirror = new PrefixMirror<Item>(registry.client, `${prefix}/`, parse, undefined, this.scope)
     this.mirror.on('put', (entry) => this.onPut(entry))
     this.mirror.on('delete', (entry, revision) => this.onDelete(entry, revision))
@@ -137,32 +143,46 @@ export class RegistryView implements ViewSource {
   /**
    * Widens a scoped view to the whole registry until the returned release is called; resolves
    * once the view holds everything (a relist, retried while etcd is unreachable). The last
-   * release narrows it again. On a view that was never scoped, it resolves at once.
+   * release narrows it again, after `narrowAfterMs` (a leader's term that pauses at a late lease
+   * renewal and resumes keeps the view instead of relisting). On a view that was never scoped,
+   * or once closed, it resolves at once.
    */
   async holdWhole(): Promise<() => void> {
     let released = false
     const release = (): void => {
       if (released) return
       released = true
-      if (--this.holders === 0 && this.scope) this.rescope(false)
+      if (--this.holders === 0 && this.scope && !this.closed) {
+        this.narrowTimer = setTimeout(() => this.narrow(), this.narrowAfterMs)
+        this.narrowTimer.unref()
+      }
     }
-    if (this.holders++ === 0 && this.scope) this.rescope(true)
-    await this.rescoping
+    this.holders++
+    clearTimeout(this.narrowTimer)
+    // A widening overtaken by a narrowing ends unfinished: widen again while someone holds.
+    while (this.scope && !this.closed && !this.mirror.whole) {
+      this.widening ??= this.widen()
+      await this.widening
+    }
     return release
   }
 
-  private rescope(widening: boolean): void {
-    const scope = widening ? undefined : this.scope
-    this.rescoping = this.rescoping.then(() => {
-      // A widening overtaken by a narrowing (or the reverse) before it began, or one the view
-      // already is, has nothing to do.
-      if (widening !== this.holders > 0 || widening === this.mirror.whole) return
-      const started = performance.now()
-      return this.mirror.setScope(scope, widening).then(() => {
-        const durationMs = widening ? Math.round(performance.now() - started) : 0
-        this.scopeEvents.emit('scope', { whole: this.mirror.whole, instances: this.state.size, durationMs })
-      })
-    })
+  private async widen(): Promise<void> {
+    const started = performance.now()
+    try {
+      if (await this.mirror.setScope(undefined, true)) {
+        this.scopeEvents.emit('scope', { whole: true, instances: this.state.size, durationMs: Math.round(performance.now() - started) })
+      }
+    } finally {
+      this.widening = undefined
+    }
+  }
+
+  private narrow(): void {
+    if (this.holders > 0 || this.closed || !this.scope) return
+    // Cancels a widening still listing (its setScope resolves false).
+    void this.mirror.setScope(this.scope, false)
+    this.scopeEvents.emit('scope', { whole: false, instances: this.state.size, durationMs: 0 })
   }
 
   get connected(): boolean {
@@ -175,6 +195,8 @@ export class RegistryView implements ViewSource {
   }
 
   async close(): Promise<void> {
+    this.closed = true
+    clearTimeout(this.narrowTimer)
     await this.mirror.close()
   }
 
