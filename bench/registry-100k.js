@@ -119,8 +119,10 @@ export async function run() {
     // Failover: the follower takes the lead and widens before its duties start
     const killedAt = performance.now()
     leader.proc.kill('SIGKILL')
-    const widened = await waitUntil(() => follower.events.find((e) => e.type === 'view.scope' && e.whole === true), 60_000, 'the follower to widen its view after the failover', 20)
-    const acting = follower.events.find((e) => e.type === 'leader.acting' && e.acting === true)
+    const afterKill = (e) => e.at > killedAt
+    const widened = await waitUntil(() => follower.events.find((e) => afterKill(e) && e.type === 'view.scope' && e.whole === true), 60_000, 'the follower to widen its view after the failover', 20)
+    const acting = follower.events.find((e) => afterKill(e) && e.type === 'leader.acting' && e.acting === true)
+    if (!acting) throw new Error('the follower widened its view without reporting leader.acting')
     await sleep(5_000)
     const afterMem = processMemory(follower.proc.pid)
     const rows = [

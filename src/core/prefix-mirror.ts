@@ -64,6 +64,8 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private scopeGeneration = 0
   /** False from a setScope until its widening relist completed (whole reads false meanwhile). */
   private listedWhole = true
+  /** Ends the wait before a widening's next attempt (close, or a newer scope). */
+  private wakeRetry?: () => void
 
   constructor(
     private readonly client: Etcd3,
@@ -96,6 +98,7 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     this.scope = scope
     this.listedWhole = false
     const generation = ++this.scopeGeneration
+    this.wakeRetry?.()
     if (!widening) {
       if (!scope) return true
       let dropped = false
@@ -116,8 +119,16 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
         this.listedWhole = scope === undefined
         return true
       } catch {
-        // Unref'd: a closed mirror's retry must not keep the process alive.
-        await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt)).unref())
+        // Unref'd, and cut short by close() or the next setScope.
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt))
+          timer.unref()
+          this.wakeRetry = () => {
+            clearTimeout(timer)
+            resolve()
+          }
+        })
+        this.wakeRetry = undefined
       }
     }
     return false
@@ -153,6 +164,7 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
 
   async close(): Promise<void> {
     this.closed = true
+    this.wakeRetry?.()
     clearTimeout(this.retryTimer)
     const watcher = this.watcher
     this.watcher = undefined

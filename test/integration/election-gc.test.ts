@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import net from 'node:net'
 import type { Etcd3 } from 'etcd3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { InstanceRecord, NodeRecord } from '../../src/core/model.js'
 import { etcdctl, etcdFlags, keysUnder, runCli, uniquePrefix, waitFor } from '../support/cli.js'
 import { currentRevision, etcdClient, quietAgentArgs, readElectionLeader, TestAgent } from '../support/election.js'
+import { testPorts } from '../support/ports.js'
 
 // Garbage collection by the leader: one agent (so it leads), TTL 3 s,
 // --deregister-critical-after 3s. Records are seeded with etcdctl as valid schema-1 JSON.
@@ -44,11 +44,7 @@ function nodeRecord(node: string): NodeRecord {
 const keyOf = (r: Pick<InstanceRecord, 'service' | 'id'>): string => `${prefix}/services/${r.service}/${r.id}`
 
 async function closedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
+  return (await testPorts(1))[0]
 }
 
 describe('leader garbage collection', () => {

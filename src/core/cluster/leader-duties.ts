@@ -86,6 +86,7 @@ class Session implements TermSession {
   private stopped = false
   /** Gives back the whole registry this term held (a scoped follower's view narrows again). */
   private releaseWhole?: () => void
+  private readonly ended = new AbortController()
 
   constructor(
     private readonly owner: LeaderDuties,
@@ -105,8 +106,10 @@ class Session implements TermSession {
     await this.writeLeaderInfo()
     if (this.stopped) return
     this.timers.push(setInterval(() => void this.writeLeaderInfo(), Math.max(1_000, Math.floor(this.options.ttlMs / 3))))
-    // The other duties read the whole registry: a follower's scoped view widens first (a relist).
-    const release = await this.view.holdWhole()
+    // The other duties read the whole registry: a follower's scoped view widens first (a relist);
+    // a term that ends meanwhile gives the widening up.
+    const release = await this.view.holdWhole(this.ended.signal)
+    if (!release) return
     if (this.stopped) return release()
     this.releaseWhole = release
     this.scheduler.on('change', ({ id, health }) => void this.writeHealth(id, health))
@@ -120,6 +123,7 @@ class Session implements TermSession {
   stop(): void {
     if (this.stopped) return
     this.stopped = true
+    this.ended.abort()
     this.view.off('change', this.onChange)
     this.releaseWhole?.()
     for (const timer of this.timers) clearInterval(timer)

@@ -99,4 +99,35 @@ describe('RegistryView scoped to one node', () => {
     expect(view.whole).toBe(false)
     expect(scopes).toEqual([])
   })
+
+  it('Given etcd unreachable and a hold waiting, When the view is closed, Then the hold resolves at once, not after the retry wait', async () => {
+    const { etcd, view } = await scopedView()
+    etcd.failLists(new Error('unavailable'))
+    const holding = view.holdWhole()
+    // Past the first attempts: the retry waits grow to seconds
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    const closedAt = performance.now()
+    await view.close()
+    await holding
+    expect(performance.now() - closedAt).toBeLessThan(200)
+  })
+
+  it('Given etcd unreachable and a hold waiting, When its signal aborts (the term ended), Then the hold resolves undefined and the widening is given up', async () => {
+    const { etcd, view, scopes } = await scopedView({ narrowAfterMs: 60_000 })
+    etcd.failLists(new Error('unavailable'))
+    const ended = new AbortController()
+    const holding = view.holdWhole(ended.signal)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    ended.abort()
+    expect(await holding).toBeUndefined()
+    // etcd is back: no relist happens any more, the view stays scoped, nothing reports whole
+    etcd.failLists(undefined)
+    const ranges = etcd.ranges
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect(etcd.ranges).toBe(ranges)
+    expect(view.whole).toBe(false)
+    expect(view.state.size).toBe(1)
+    expect(scopes.every((s) => !s.whole)).toBe(true)
+    await view.close()
+  })
 })

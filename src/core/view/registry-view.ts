@@ -145,37 +145,51 @@ export class RegistryView implements ViewSource {
    * once the view holds everything (a relist, retried while etcd is unreachable). The last
    * release narrows it again, after `narrowAfterMs` (a leader's term that pauses at a late lease
    * renewal and resumes keeps the view instead of relisting). On a view that was never scoped,
-   * or once closed, it resolves at once.
+   * or once closed, it resolves at once. When `signal` aborts first (the term ended while etcd
+   * was unreachable), it resolves undefined, and a widening nobody else waits for is dropped.
    */
-  async holdWhole(): Promise<() => void> {
+  holdWhole(): Promise<() => void>
+  holdWhole(signal: AbortSignal): Promise<(() => void) | undefined>
+  async holdWhole(signal?: AbortSignal): Promise<(() => void) | undefined> {
     let released = false
     const release = (): void => {
       if (released) return
       released = true
-      if (--this.holders === 0 && this.scope && !this.closed) {
-        this.narrowTimer = setTimeout(() => this.narrow(), this.narrowAfterMs)
-        this.narrowTimer.unref()
-      }
+      if (--this.holders > 0 || !this.scope || this.closed) return
+      clearTimeout(this.narrowTimer)
+      // Never widened (the hold was given up while listing): nothing to keep, narrow now.
+      if (!this.mirror.whole) return this.narrow()
+      this.narrowTimer = setTimeout(() => this.narrow(), this.narrowAfterMs)
+      this.narrowTimer.unref()
     }
     this.holders++
     clearTimeout(this.narrowTimer)
-    // A widening overtaken by a narrowing ends unfinished: widen again while someone holds.
-    while (this.scope && !this.closed && !this.mirror.whole) {
-      this.widening ??= this.widen()
-      await this.widening
+    try {
+      // A widening overtaken by a narrowing ends unfinished: widen again while someone holds.
+      while (this.scope && !this.closed && !this.mirror.whole) {
+        if (signal?.aborted) {
+          release()
+          return undefined
+        }
+        this.widening ??= this.widen()
+        await (signal ? Promise.race([this.widening, aborted(signal)]) : this.widening)
+      }
+    } catch (error) {
+      release()
+      throw error
     }
     return release
   }
 
   private async widen(): Promise<void> {
     const started = performance.now()
+    let done: boolean
     try {
-      if (await this.mirror.setScope(undefined, true)) {
-        this.scopeEvents.emit('scope', { whole: true, instances: this.state.size, durationMs: Math.round(performance.now() - started) })
-      }
+      done = await this.mirror.setScope(undefined, true)
     } finally {
       this.widening = undefined
     }
+    if (done) this.scopeEvents.emit('scope', { whole: true, instances: this.state.size, durationMs: Math.round(performance.now() - started) })
   }
 
   private narrow(): void {
@@ -218,6 +232,11 @@ export class RegistryView implements ViewSource {
     else if (item.kind === 'maintenance') this.state.deleteMaintenance(item.target)
     else if (item.kind === 'config') this.state.deleteConfig(entry.key)
   }
+}
+
+/** Resolves when `signal` aborts (never rejects). */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })))
 }
 
 /** Keys kept by a view scoped to `nodes`: every key but other nodes' Docker records (`services/<service>/<node>/<id>`). */
