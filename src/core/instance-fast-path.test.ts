@@ -1,8 +1,8 @@
 import { isDeepStrictEqual } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { fastInstanceRecord } from './instance-fast-path.js'
-import { CHECK_KINDS, HEALTH_STATUSES, type InstanceRecord } from './model.js'
-import { parseInstanceRecord } from './schema.js'
+import { fastInstanceRecord, fastNodeRecord } from './instance-fast-path.js'
+import { CHECK_KINDS, HEALTH_STATUSES, type InstanceRecord, type NodeRecord } from './model.js'
+import { parseInstanceRecord, parseNodeRecord } from './schema.js'
 
 const at = '2026-01-02T03:04:05.678Z'
 const plain: InstanceRecord = {
@@ -20,7 +20,7 @@ const full: InstanceRecord = {
 const WEIRD: unknown[] = [undefined, null, 0, -1, 1.5, 65_535, 65_536, 2 ** 60, '', 'x', 'Web', 'a/b', '..', true, [], {}, ['a'], [1], { a: 'b' }, { a: 1 }, 'tcp', 'sctp', 'http', 'passing', 'docker', 1]
 
 /** Every record reachable from `base` by changing or removing one field (top level or nested one level). */
-function mutations(base: InstanceRecord): unknown[] {
+function mutations(base: InstanceRecord | NodeRecord): unknown[] {
   const out: unknown[] = []
   const json = JSON.parse(JSON.stringify(base)) as Record<string, unknown>
   const keys = [...Object.keys(json), 'container', 'check', 'extra']
@@ -69,5 +69,31 @@ describe('fastInstanceRecord', () => {
   it('Given every health status and check kind the model knows, When checked, Then the fast path knows them too (its copies have not drifted)', () => {
     for (const status of HEALTH_STATUSES) expect(fastInstanceRecord({ ...full, health: { ...full.health, status } }), status).toBeDefined()
     for (const kind of CHECK_KINDS) expect(fastInstanceRecord({ ...full, check: { ...full.check!, kind } }), kind).toBeDefined()
+  })
+})
+
+describe('fastNodeRecord', () => {
+  const node: NodeRecord = { schema: 1, node: 'host-1', version: '0.1.0', pid: 4242, hostname: 'host-1.example', startedAt: at, ttl: 10, lease: '694d77a5f1c7c30b' }
+  const fullNode: NodeRecord = { ...node, docker: 'unix:///var/run/docker.sock', address: '10.0.0.7', instance: 'a1b2c3', pidNamespace: 'pid:[4026531836]' }
+
+  it.each([['a minimal node record', node], ['a node record with every optional field', fullNode]])('Given %s, When checked, Then the fast path accepts it as the schema does', (_what, record) => {
+    expect(fastNodeRecord(JSON.stringify(record))).toEqual(record)
+    expect(parseNodeRecord(JSON.stringify(record))).toEqual({ ok: true, value: record })
+  })
+
+  it.each([['minimal', node], ['full', fullNode]])('Given every one-field change of the %s node record, When checked, Then the fast path never accepts what the schema rejects or would change', (_what, base) => {
+    const cases = [...mutations(base), { ...base, address: 'a'.repeat(256) }, { ...base, instance: 'i'.repeat(65) }, 'not json', '[]']
+    const disagreements: string[] = []
+    let accepted = 0
+    for (const candidate of cases) {
+      const raw = typeof candidate === 'string' ? candidate : JSON.stringify(candidate)
+      const fast = fastNodeRecord(raw)
+      if (!fast) continue
+      accepted++
+      const slow = parseNodeRecord(raw)
+      if (!slow.ok || !isDeepStrictEqual(slow.value, fast)) disagreements.push(raw)
+    }
+    expect(disagreements).toEqual([])
+    expect(accepted).toBeGreaterThan(10)
   })
 })

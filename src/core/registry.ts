@@ -2,7 +2,7 @@ import type { Etcd3, IKeyValue } from 'etcd3'
 import type { EtcdConnection } from './config.js'
 import { UsageError } from './errors.js'
 import { createEtcdClient, explainEtcdFailure, rangePrefix, type EtcdClientOptions } from './etcd.js'
-import { fastInstanceAt } from './instance-fast-path.js'
+import { fastInstanceAt, fastNodeRecord } from './instance-fast-path.js'
 import { EtcdLeaseInvalidError, GRPCDeadlineExceededError } from 'etcd3'
 import { configReloadKey, configStatusKey, instanceKey, maintenanceKey, maintenancePrefix, nodeKey, nodesPrefix, parseMaintenanceKey, recordBelongsAt, servicePrefix, servicesPrefix, type MaintenanceTarget } from './keys.js'
 import { parseMaintenanceRecord } from './maintenance.js'
@@ -29,7 +29,7 @@ type Schemas = Pick<typeof import('./schema.js'), 'parseInstanceRecord' | 'parse
  * keys.ts from validated names; every value read is validated, and a corrupt or foreign one
  * is reported as a problem and skipped.
  *
- * Instance records of the usual shape are validated by instance-fast-path.ts; the zod schemas
+ * Instance and node records of the usual shape are validated by instance-fast-path.ts; the zod schemas
  * (and zod itself, ~50–100 ms of a CLI's start) load only when a record needs them, so
  * `list` over 10,000 well-formed records never pays for them.
  */
@@ -68,7 +68,7 @@ export class Registry {
   }
 
   async listNodes(): Promise<Listing<NodeRecord>> {
-    return this.listPrefix(nodesPrefix(this.prefix), 'listing nodes', () => undefined, (raw, _key, schemas) => schemas.parseNodeRecord(raw))
+    return this.listPrefix(nodesPrefix(this.prefix), 'listing nodes', fastNodeRecord, (raw, _key, schemas) => schemas.parseNodeRecord(raw))
   }
 
   async getInstance(service: string, id: string): Promise<MirrorEntry<InstanceRecord> | undefined> {
@@ -208,7 +208,10 @@ export class Registry {
 
   async nodeParser(): Promise<(raw: string) => ParseResult<NodeRecord>> {
     const schemas = await this.loadSchemas()
-    return (raw) => schemas.parseNodeRecord(raw)
+    return (raw) => {
+      const value = fastNodeRecord(raw)
+      return value ? { ok: true, value } : schemas.parseNodeRecord(raw)
+    }
   }
 
   /**
