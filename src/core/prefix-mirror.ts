@@ -120,15 +120,17 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
         return true
       } catch {
         // Unref'd, and cut short by close() or the next setScope.
+        let wake = (): void => undefined
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt))
           timer.unref()
-          this.wakeRetry = () => {
+          wake = () => {
             clearTimeout(timer)
             resolve()
           }
+          this.wakeRetry = wake
         })
-        this.wakeRetry = undefined
+        if (this.wakeRetry === wake) this.wakeRetry = undefined
       }
     }
     return false

@@ -86,7 +86,8 @@ export class Registry {
     const response = await this.call('reading a node', () => this.client.get(key).exec())
     const kv = response.kvs[0]
     if (!kv) return undefined
-    const value = okValue((await this.loadSchemas()).parseNodeRecord(kv.value.toString()))
+    const raw = kv.value.toString()
+    const value = fastNodeRecord(raw) ?? okValue((await this.loadSchemas()).parseNodeRecord(raw))
     return value ? { key, value, modRevision: kv.mod_revision, createRevision: kv.create_revision, lease: kv.lease } : undefined
   }
 

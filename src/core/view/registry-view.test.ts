@@ -112,15 +112,16 @@ describe('RegistryView scoped to one node', () => {
     expect(performance.now() - closedAt).toBeLessThan(200)
   })
 
-  it('Given etcd unreachable and a hold waiting, When its signal aborts (the term ended), Then the hold resolves undefined and the widening is given up', async () => {
-    const { etcd, view, scopes } = await scopedView({ narrowAfterMs: 60_000 })
+  it('Given etcd unreachable and a hold waiting, When its signal aborts (the term ended), Then the hold resolves undefined and the widening is given up after the grace', async () => {
+    const { etcd, view, scopes } = await scopedView({ narrowAfterMs: 100 })
     etcd.failLists(new Error('unavailable'))
     const ended = new AbortController()
     const holding = view.holdWhole(ended.signal)
     await new Promise((resolve) => setTimeout(resolve, 300))
     ended.abort()
     expect(await holding).toBeUndefined()
-    // etcd is back: no relist happens any more, the view stays scoped, nothing reports whole
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    // etcd is back after the grace: no relist happens any more, the view stays scoped, nothing reports whole
     etcd.failLists(undefined)
     const ranges = etcd.ranges
     await new Promise((resolve) => setTimeout(resolve, 1_500))
@@ -128,6 +129,26 @@ describe('RegistryView scoped to one node', () => {
     expect(view.whole).toBe(false)
     expect(view.state.size).toBe(1)
     expect(scopes.every((s) => !s.whole)).toBe(true)
+    await view.close()
+  })
+
+  it('Given a term that pauses while its view is still widening, When it resumes within the grace, Then the new hold joins that widening: one relist, no narrowing', async () => {
+    const { etcd, view, scopes } = await scopedView({ narrowAfterMs: 60_000 })
+    etcd.holdLists()
+    const first = new AbortController()
+    const paused = view.holdWhole(first.signal)
+    await settle()
+    first.abort()
+    expect(await paused).toBeUndefined()
+    const resumed = view.holdWhole(new AbortController().signal)
+    etcd.releaseLists('12')
+    for (const list of etcd.lists) list.resolve('12')
+    const release = await resumed
+    expect(release).toBeDefined()
+    expect(view.whole).toBe(true)
+    expect(etcd.ranges).toBe(2)
+    expect(scopes).toEqual([{ whole: true, instances: 3 }])
+    release!()
     await view.close()
   })
 })

@@ -146,7 +146,8 @@ export class RegistryView implements ViewSource {
    * release narrows it again, after `narrowAfterMs` (a leader's term that pauses at a late lease
    * renewal and resumes keeps the view instead of relisting). On a view that was never scoped,
    * or once closed, it resolves at once. When `signal` aborts first (the term ended while etcd
-   * was unreachable), it resolves undefined, and a widening nobody else waits for is dropped.
+   * was unreachable), it resolves undefined, and a widening nobody else waits for is dropped
+   * when the grace is over.
    */
   holdWhole(): Promise<() => void>
   holdWhole(signal: AbortSignal): Promise<(() => void) | undefined>
@@ -157,8 +158,8 @@ export class RegistryView implements ViewSource {
       released = true
       if (--this.holders > 0 || !this.scope || this.closed) return
       clearTimeout(this.narrowTimer)
-      // Never widened (the hold was given up while listing): nothing to keep, narrow now.
-      if (!this.mirror.whole) return this.narrow()
+      // Also for a hold given up while still listing: a term that resumes within the grace joins
+      // that widening; one that ended stops it when the grace is over.
       this.narrowTimer = setTimeout(() => this.narrow(), this.narrowAfterMs)
       this.narrowTimer.unref()
     }
@@ -172,7 +173,16 @@ export class RegistryView implements ViewSource {
           return undefined
         }
         this.widening ??= this.widen()
-        await (signal ? Promise.race([this.widening, aborted(signal)]) : this.widening)
+        if (!signal) {
+          await this.widening
+          continue
+        }
+        const abort = abortOf(signal)
+        try {
+          await Promise.race([this.widening, abort.promise])
+        } finally {
+          abort.dispose()
+        }
       }
     } catch (error) {
       release()
@@ -234,9 +244,15 @@ export class RegistryView implements ViewSource {
   }
 }
 
-/** Resolves when `signal` aborts (never rejects). */
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })))
+/** A promise that resolves when `signal` aborts (never rejects), and the removal of its listener. */
+function abortOf(signal: AbortSignal): { promise: Promise<void>; dispose: () => void } {
+  let onAbort = (): void => undefined
+  const promise = new Promise<void>((resolve) => {
+    onAbort = () => resolve()
+    if (signal.aborted) resolve()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) }
 }
 
 /** Keys kept by a view scoped to `nodes`: every key but other nodes' Docker records (`services/<service>/<node>/<id>`). */
