@@ -13,7 +13,9 @@
 // visible after the last start event).
 //
 // Usage: node bench/registration.js          (prints the rows; exit 1 if a budget is missed)
-//        BENCH_SAMPLES=40 BENCH_BURST=200 BENCH_DOCKER_HOST=unix:///… node bench/registration.js
+//        BENCH_SAMPLES=120 BENCH_BURST=200 BENCH_DOCKER_HOST=unix:///… node bench/registration.js
+// 120 single samples per subject: with 40, a p99 was the one slowest sample of the run, and
+// the floor's own slowest moved 3× between runs (docs/performance.md, "The registration tail").
 // Reads endpoints from /tmp/discovery-testenv/env.json (bash scripts/testenv.sh up).
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -328,7 +330,7 @@ async function measureSubject({ label, docker, env, runId, image, prefix, startS
 export async function run(options = {}) {
   const env = readEnv()
   const dockerHost = options.dockerHost ?? process.env.BENCH_DOCKER_HOST ?? env.dockerHost
-  const samples = Number(options.samples ?? process.env.BENCH_SAMPLES ?? 40)
+  const samples = Number(options.samples ?? process.env.BENCH_SAMPLES ?? 120)
   const burst = Number(options.burst ?? process.env.BENCH_BURST ?? 200)
   const log = options.log ?? ((line) => process.stderr.write(`bench/registration: ${line}\n`))
   const docker = dockerFor(dockerHost)
