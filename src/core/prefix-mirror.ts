@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3'
 import { delay } from './async.js'
 import { forEachPrefixPage } from './etcd.js'
+import { withRetries } from './retry.js'
 import type { ParseResult } from './model.js'
 
 export interface MirrorEntry<T> {
@@ -60,12 +61,10 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
   private retryTimer?: NodeJS.Timeout
   /** The revision the mirror reflects etcd at (the last listing or watch response applied). */
   private revision = '0'
-  /** Changed by every setScope: a widening relist that a newer scope overtook stops retrying. */
-  private scopeGeneration = 0
+  /** The latest setScope's: aborted by the next one and by close(), ending a widening's retries. */
+  private rescoping?: AbortController
   /** False from a setScope until its widening relist completed (whole reads false meanwhile). */
   private listedWhole = true
-  /** Ends the wait before a widening's next attempt (close, or a newer scope). */
-  private wakeRetry?: () => void
 
   constructor(
     private readonly client: Etcd3,
@@ -97,13 +96,12 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
     // The new scope filters at once: the watch's changes count from now, the relist fills in the rest.
     this.scope = scope
     this.listedWhole = false
-    const generation = ++this.scopeGeneration
-    this.wakeRetry?.()
+    this.rescoping?.abort()
+    const rescoping = (this.rescoping = new AbortController())
     if (!widening) {
-      if (!scope) return true
       let dropped = false
       for (const [key, entry] of [...this.entries]) {
-        if (scope(key)) continue
+        if (scope?.(key) !== false) continue
         this.entries.delete(key)
         this.emit('delete', entry, this.revision)
         dropped = true
@@ -111,29 +109,15 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
       if (dropped) this.emit('batch', this.revision)
       return true
     }
-    const current = (): boolean => !this.closed && generation === this.scopeGeneration
-    for (let attempt = 0; current(); attempt++) {
-      try {
-        await this.relist()
-        if (!current()) return false
-        this.listedWhole = scope === undefined
-        return true
-      } catch {
-        // Unref'd, and cut short by close() or the next setScope.
-        let wake = (): void => undefined
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.min(5_000, 200 * 2 ** attempt))
-          timer.unref()
-          wake = () => {
-            clearTimeout(timer)
-            resolve()
-          }
-          this.wakeRetry = wake
-        })
-        if (this.wakeRetry === wake) this.wakeRetry = undefined
-      }
+    try {
+      // close() or the next setScope aborts the retries, and their wait.
+      await withRetries(() => this.relist(), { initialMs: 200, maxMs: 5_000 }, rescoping.signal)
+    } catch {
+      return false
     }
-    return false
+    if (rescoping.signal.aborted) return false
+    this.listedWhole = scope === undefined
+    return true
   }
 
   /** Loads the initial list (throws if etcd can't be reached) and starts watching. */
@@ -166,7 +150,7 @@ export class PrefixMirror<T> extends EventEmitter<PrefixMirrorEvents<T>> {
 
   async close(): Promise<void> {
     this.closed = true
-    this.wakeRetry?.()
+    this.rescoping?.abort()
     clearTimeout(this.retryTimer)
     const watcher = this.watcher
     this.watcher = undefined
