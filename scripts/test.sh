@@ -10,6 +10,7 @@ fi
 npm run build
 npm run lint
 bash scripts/testenv.sh up
+bash scripts/testenv.sh clean
 # One suite after the other: integration-exclusive and the fault suite kill etcd members and
 # stop the second dockerd, which must not happen under the other integration tests (those run
 # two files at a time).

@@ -3,7 +3,7 @@
 #   - the host's dockerd (/var/run/docker.sock), and a second dockerd standing for a second host
 #   - a 3-member etcd cluster on loopback (plain), and a 1-member etcd with TLS + auth
 #   - the local test image, made from Debian's busybox-static with `docker import`
-# Usage: scripts/testenv.sh up | down | status | env | etcd-stop N | etcd-start N | etcd-kill N
+# Usage: scripts/testenv.sh up | down | clean | status | env | etcd-stop N | etcd-start N | etcd-kill N
 #        | etcd-pause N | etcd-resume N | docker2-stop | docker2-start | podman-stop | podman-start
 # Writes $DIR/env.json and $DIR/env.sh with the endpoints (DIR defaults to /tmp/discovery-testenv).
 set -euo pipefail
@@ -374,6 +374,21 @@ cmd_up() {
   log "ready: docker unix:///var/run/docker.sock, docker2 unix://$DOCKER2_SOCK, podman ${PODMAN_READY:+unix://$PODMAN_SOCK}${PODMAN_ERROR:-}, etcd $(plain_endpoints), etcd-tls https://127.0.0.1:$TLS_CLIENT_PORT"
 }
 
+# Containers an earlier test run left behind (a run killed mid-way never reaches its cleanup).
+# They would keep running their health checks and their events would reach this run's agents,
+# which watch whole engines. Only containers carrying the tests' own labels are removed.
+cmd_clean() {
+  local host ids label
+  for host in unix:///var/run/docker.sock "unix://$DOCKER2_SOCK" "unix://$PODMAN_SOCK"; do
+    [ -S "${host#unix://}" ] || continue
+    for label in discovery-test-agent fault-test; do
+      ids=$(docker -H "$host" ps -aq --filter "label=$label" 2>/dev/null || true)
+      # shellcheck disable=SC2086
+      [ -z "$ids" ] || { docker -H "$host" rm -f $ids >/dev/null 2>&1 || true; log "removed $(echo "$ids" | wc -w) container(s) labelled $label left on $host by an earlier run"; }
+    done
+  done
+}
+
 cmd_down() {
   local n
   for n in 1 2 3; do etcd_stop_member "$n"; done
@@ -387,6 +402,7 @@ cmd_down() {
 case "${1:-up}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  clean) cmd_clean ;;
   env) cat "$DIR/env.json" ;;
   status) docker1_ok && echo "docker: up" || echo "docker: down"; docker2_ok && echo "docker2: up" || echo "docker2: down"
           podman_ok && echo "podman: up" || echo "podman: down"

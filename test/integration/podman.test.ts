@@ -121,7 +121,9 @@ describe('watch against Podman', () => {
     // healthy), not one per check run (Podman sends one each second here)
     const seconds = (Date.now() - startedAt) / 1000
     const handed = ((await dockerEvents()).health_status ?? 0) - healthEventsBefore
-    console.log(`[podman] ${handed} health events handed to the agent over ${seconds.toFixed(1)} s of 1 s checks`)
+    // (what the agent made of them: its health changes, for a run that exceeds the bound)
+    const sequence = agent.eventsOf('health.changed').map((e) => `${String(e.from)}→${String(e.to)}`)
+    console.log(`[podman] ${handed} health events handed to the agent over ${seconds.toFixed(1)} s of 1 s checks; health changes: ${sequence.join(' ')}`)
     expect(handed).toBeGreaterThanOrEqual(3)
     expect(handed).toBeLessThanOrEqual(5)
       })

@@ -187,6 +187,27 @@ describe('DockerSource: health events, one per change', () => {
     source.stop()
   })
 
+  it('Given a busy Podman whose inspections keep failing, When it reports the same status on every check run, Then the agent gets it once, and again only when the reported status changes', async () => {
+    // Given
+    vi.useFakeTimers()
+    const { docker, stream, inspects } = fakeDocker(() => new Error('(HTTP code 500) server error - container state improper'))
+    const source = new DockerSource(docker)
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.rawAction))
+    await source.start()
+    const starting = podmanEvents.find((e) => e.Action === 'health_status')
+    const healthy = { ...starting, HealthStatus: 'healthy' }
+    // When: a check run a second, each settle's inspection failing
+    for (const raw of [starting, starting, healthy, healthy, healthy, healthy]) {
+      stream.write(JSON.stringify(raw) + '\n')
+      await vi.advanceTimersByTimeAsync(1_000)
+    }
+    // Then
+    expect(inspects.length).toBe(6)
+    expect(seen).toEqual(['health_status: starting', 'health_status: healthy'])
+    source.stop()
+  })
+
   it('Given Docker’s health events (one per change), When the same status repeats across a reconnect-free stream, Then the duplicate is dropped and no inspection is made', async () => {
     const { docker, stream, inspects } = fakeDocker(() => 'healthy')
     const source = new DockerSource(docker)

@@ -282,6 +282,11 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
       this.settleHealth(id, event)
       return
     }
+    this.passHealth(id, event)
+  }
+
+  /** Passes a health event on unless it repeats the status last passed on for the container. */
+  private passHealth(id: string, event: ContainerEvent): void {
     const status = healthOf(event.rawAction)
     if (status !== undefined) {
       if (this.lastHealth.get(id) === status) return
@@ -305,8 +310,11 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
           this.emit('event', { ...event, rawAction: `health_status: ${status}`, attributes: { ...event.attributes, health_status: status } })
         })
         .catch(() => {
-          // Gone (404) or Docker trouble: its die/destroy event or the next resync tells the agent.
-          if (!this.stopped) this.emit('event', event)
+          // Gone (404) or engine trouble (a busy Podman can fail inspections for a while): the
+          // event's own status stands in, repeats dropped as Docker's are. Otherwise every check
+          // run would reach the agent while inspections fail; a gone container's die/destroy
+          // event or the next resync tells the agent the rest.
+          if (!this.stopped) this.passHealth(id, event)
         })
     }, PODMAN_HEALTH_SETTLE_MS)
     timer.unref?.()
