@@ -257,7 +257,8 @@ export class AgentStore extends EventEmitter<{ change: []; event: [AgentEvent] }
   }
 }
 
-function compareRecords(a: InstanceRecord, b: InstanceRecord): number {
+/** The store's order of instances: service, then id. */
+export function compareRecords(a: InstanceRecord, b: InstanceRecord): number {
   return a.service === b.service ? (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) : a.service < b.service ? -1 : 1
 }
 

@@ -13,19 +13,20 @@ import { Header } from './Header.js'
 import { InstanceTable } from './InstanceTable.js'
 import { visibleInstances, type Segment } from './layout.js'
 import { ColorContext, Line } from './Line.js'
-import { healthTally, summaryLine } from './summary.js'
+import { HealthTallies, summaryLine } from './summary.js'
 import { useAgentState } from './use-agent-state.js'
 import { INITIAL_VIEW, resolveCursor, viewAfterKey, type KeyContext, type ListContext } from './view-state.js'
 import {
   eventColumns,
   eventItems,
   eventsOf,
+  indexOfInstance,
   instanceKey,
+  InstanceSorter,
   nodeColumns,
   nodeRows,
   SERVICE_COLUMNS,
   serviceRows,
-  sortInstances,
   visibleEvents,
   type TuiState,
   type ViewName,
@@ -68,22 +69,31 @@ export const App = ({ store, onQuit, size, color = true, actions = NO_ACTIONS, h
   const filtered = useMemo(() => visibleInstances(state.instances, { filter, healthyOnly }), [state.instances, filter, healthyOnly])
   const scoped = useMemo(() => (view.service === undefined ? filtered : filtered.filter((r) => r.service === view.service)), [filtered, view.service])
   const scopedAll = useMemo(() => (view.service === undefined ? state.instances : state.instances.filter((r) => r.service === view.service)), [state.instances, view.service])
-  const tally = useMemo(() => healthTally(scopedAll, state.node), [scopedAll, state.node])
-  const instances = useMemo(() => (view.view === 'instances' ? sortInstances(scoped, view.sort.instances) : scoped), [scoped, view.sort.instances, view.view])
-  // The other views' lists only while they are shown (10,000 instances: each costs a pass).
+  const [tallies] = useState(() => new HealthTallies())
+  const tally = useMemo(() => tallies.of(scopedAll, state.node), [tallies, scopedAll, state.node])
+  const [sorter] = useState(() => new InstanceSorter())
+  const instances = useMemo(() => (view.view === 'instances' ? sorter.sort(scoped, view.sort.instances) : scoped), [sorter, scoped, view.sort.instances, view.view])
+  // The other views' lists only while they are shown (100,000 instances: each costs a pass), and
+  // kept while hidden: switching back without a change in between costs nothing.
   const shows = (name: ViewName) => view.view === name
-  const services = useMemo(() => (shows('services') ? sortRows(serviceRows(filtered), SERVICE_COLUMNS, view.sort.services) : []), [filtered, view.sort.services, view.view])
+  const services = useWhileShown(shows('services'), () => sortRows(serviceRows(filtered), SERVICE_COLUMNS, view.sort.services), [filtered, view.sort.services])
   const { node, leader, startedAt, nodes: nodeRecords } = state
-  const nodes = useMemo(
-    () => (shows('nodes') ? sortRows(nodeRows(filtered, { node, leader, startedAt, nodes: nodeRecords }), NODE_SORT_COLUMNS, view.sort.nodes) : []),
-    [filtered, node, leader, startedAt, nodeRecords, view.sort.nodes, view.view],
+  const nodes = useWhileShown(
+    shows('nodes'),
+    () => sortRows(nodeRows(filtered, { node, leader, startedAt, nodes: nodeRecords }), NODE_SORT_COLUMNS, view.sort.nodes),
+    [filtered, node, leader, startedAt, nodeRecords, view.sort.nodes],
   )
   const allEvents = useMemo(() => eventItems(state.log, notes), [state.log, notes])
   const events = useMemo(() => visibleEvents(allEvents, { filter, group: view.group, service: view.service }), [allEvents, filter, view.group, view.service])
 
   const lists: Record<ViewName, ListContext> = {
     services: { count: services.length, keyAt: (i) => services[i]?.service, selectedAt: (i) => services[i] && { kind: 'service', service: services[i].service } },
-    instances: { count: instances.length, keyAt: (i) => (instances[i] ? instanceKey(instances[i]) : undefined), selectedAt: (i) => instances[i] && { kind: 'instance', record: instances[i] } },
+    instances: {
+      count: instances.length,
+      keyAt: (i) => (instances[i] ? instanceKey(instances[i]) : undefined),
+      selectedAt: (i) => instances[i] && { kind: 'instance', record: instances[i] },
+      indexOfKey: (key) => indexOfInstance(instances, key),
+    },
     nodes: { count: nodes.length, keyAt: (i) => nodes[i]?.node, selectedAt: (i) => nodes[i] && { kind: 'node', node: nodes[i].node } },
     events: { count: events.length, keyAt: (i) => events[i]?.key, selectedAt: (i) => events[i] && { kind: 'event', service: events[i].service } },
   }
@@ -201,6 +211,16 @@ export const App = ({ store, onQuit, size, color = true, actions = NO_ACTIONS, h
       </Box>
     </ColorContext.Provider>
   )
+}
+
+const NONE: never[] = []
+
+/** `compute()`'s rows while shown (memoised on `deps`), none while hidden, with the last ones kept for when it is shown again. */
+function useWhileShown<T>(shown: boolean, compute: () => T[], deps: readonly unknown[]): T[] {
+  const last = useRef<{ deps: readonly unknown[]; rows: T[] } | undefined>(undefined)
+  if (!shown) return NONE
+  if (!last.current || last.current.deps.length !== deps.length || last.current.deps.some((d, i) => !Object.is(d, deps[i]))) last.current = { deps, rows: compute() }
+  return last.current.rows
 }
 
 /** The history given, or one of the App's own following the store while mounted. */

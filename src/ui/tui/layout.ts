@@ -10,6 +10,8 @@ export interface ViewOptions {
 
 export function visibleInstances(instances: InstanceRecord[], view: ViewOptions): InstanceRecord[] {
   const needle = view.filter.trim().toLowerCase()
+  // Nothing hidden: the same list (the views' memos then see no change).
+  if (!needle && !view.healthyOnly) return instances
   return instances.filter((r) => {
     if (view.healthyOnly && !isHealthy(r)) return false
     if (!needle) return true

@@ -1,23 +1,47 @@
 import { HEALTH_STATUSES, type InstanceRecord } from '../../core/model.js'
+import { emptyCounts } from './views.js'
 import { HEALTH_COLOR } from '../theme.js'
+import { compareRecords } from '../../core/store.js'
 import type { HealthCounts } from './grid.js'
 import { segmentsWidth, type Segment } from './layout.js'
 
-/** Instances by health, and how many run on this node: one pass over the list, kept while the list is the same. */
+/** Instances by health, and how many run on this node. */
 export interface HealthTally {
   counts: HealthCounts
   total: number
   local: number
 }
 
-export function healthTally(all: readonly InstanceRecord[], node: string): HealthTally {
-  const counts = Object.fromEntries(HEALTH_STATUSES.map((status) => [status, 0])) as HealthCounts
-  let local = 0
-  for (const r of all) {
-    counts[r.health.status] += 1
-    if (r.node === node) local += 1
+/**
+ * The health tally of a live view's list: it keeps the list it last counted, and counts a new list by
+ * walking it beside the last one (both in the store's order) and counting only the records that
+ * differ (100,000 instances: one health change costs that walk, not a count of every record).
+ */
+export class HealthTallies {
+  private last: readonly InstanceRecord[] = []
+  private node: string | undefined
+  private counts: HealthCounts = emptyCounts()
+  private local = 0
+
+  of(all: readonly InstanceRecord[], node: string): HealthTally {
+    if (node !== this.node) {
+      this.node = node
+      this.last = []
+      this.counts = emptyCounts()
+      this.local = 0
+    }
+    const counts = { ...this.counts }
+    let local = this.local
+    const count = (record: InstanceRecord, by: number): void => {
+      counts[record.health.status] += by
+      if (record.node === node) local += by
+    }
+    forEachChange(this.last, all, (gone) => count(gone, -1), (added) => count(added, 1))
+    this.last = all
+    this.counts = counts
+    this.local = local
+    return { counts: { ...counts }, total: all.length, local }
   }
-  return { counts, total: all.length, local }
 }
 
 export interface SummaryProps {
@@ -51,4 +75,24 @@ export function summaryLine({ tally, shown, offset, rows, filter, healthyOnly, w
     if (part.length > 0 && segmentsWidth(line) + segmentsWidth(part) <= width) line.push(...part)
   }
   return line
+}
+
+/**
+ * Calls `gone` for each record of `last` not in `next` and `added` for each record of `next` not
+ * in `last` (a changed record is a new object: both). Both lists in the store's order (service,
+ * then id), walked side by side: the records they share cost an identity check each.
+ */
+export function forEachChange(last: readonly InstanceRecord[], next: readonly InstanceRecord[], gone: (record: InstanceRecord) => void, added: (record: InstanceRecord) => void): void {
+  let i = 0
+  let j = 0
+  while (i < next.length || j < last.length) {
+    if (i < next.length && j < last.length && next[i] === last[j]) {
+      i += 1
+      j += 1
+      continue
+    }
+    const order = i >= next.length ? -1 : j >= last.length ? 1 : compareRecords(last[j], next[i])
+    if (order <= 0) gone(last[j++])
+    if (order >= 0) added(next[i++])
+  }
 }

@@ -180,8 +180,18 @@ describe('resolveCursor', () => {
     ['a key that moved', { cursor: 0, offset: 0, key: 'd' }, { index: 3, found: true }],
     ['a key that is gone', { cursor: 1, offset: 0, key: 'x' }, { index: 1, found: false }],
     ['a cursor past a list that shrank', { cursor: 40, offset: 0 }, { index: 4, found: true }],
+    ['a key still at its row', { cursor: 2, offset: 0, key: 'c' }, { index: 2, found: true }],
   ])('Given %s, Then the cursor resolves as expected', (_, position, expected) => {
     expect(resolveCursor(position, rows)).toEqual(expected)
+  })
+
+  it('Given a list that finds its keys itself, Then a key that moved is found by it, and a key at its row is not searched for', () => {
+    const asked: string[] = []
+    const list = { ...rows, indexOfKey: (key: string) => (asked.push(key), ['a', 'b', 'c', 'd', 'e'].indexOf(key)) }
+    expect(resolveCursor({ cursor: 0, offset: 0, key: 'd' }, list)).toEqual({ index: 3, found: true })
+    expect(resolveCursor({ cursor: 1, offset: 0, key: 'x' }, list)).toEqual({ index: 1, found: false })
+    expect(resolveCursor({ cursor: 4, offset: 0, key: 'e' }, list)).toEqual({ index: 4, found: true })
+    expect(asked).toEqual(['d', 'x'])
   })
 
   it('Given the detail pane of a record that is gone, When d, Then nothing is asked (no instance to act on)', () => {

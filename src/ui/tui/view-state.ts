@@ -63,6 +63,8 @@ export interface ListContext {
   keyAt: (index: number) => string | undefined
   /** The row as the reducer needs it (a service, an instance record, a node, an event). */
   selectedAt: (index: number) => Selected | undefined
+  /** Where the row with this key is, or -1; default: `keyAt` asked row by row. */
+  indexOfKey?: (key: string) => number
 }
 
 export interface KeyContext {
@@ -73,9 +75,16 @@ export interface KeyContext {
 }
 
 /** The cursor's row: where its key is now, else its last row (within the list); `found` false when the key is gone. */
-export function resolveCursor(position: ListPosition, list: Pick<ListContext, 'count' | 'keyAt'>): { index: number; found: boolean } {
+export function resolveCursor(position: ListPosition, list: Pick<ListContext, 'count' | 'keyAt' | 'indexOfKey'>): { index: number; found: boolean } {
   if (position.key !== undefined) {
-    for (let i = 0; i < list.count; i++) if (list.keyAt(i) === position.key) return { index: i, found: true }
+    // Most often the row has not moved: asked first, before a search of every row.
+    if (position.cursor < list.count && list.keyAt(position.cursor) === position.key) return { index: position.cursor, found: true }
+    if (list.indexOfKey) {
+      const index = list.indexOfKey(position.key)
+      if (index >= 0) return { index, found: true }
+    } else {
+      for (let i = 0; i < list.count; i++) if (list.keyAt(i) === position.key) return { index: i, found: true }
+    }
   }
   return { index: Math.max(0, Math.min(position.cursor, list.count - 1)), found: position.key === undefined }
 }

@@ -6,8 +6,11 @@ import { notesAfter, runAction, type UiNote } from './actions.js'
 import { bodyLines, HELP_LINES, tabsLine } from './chrome.js'
 import { CheckHistory, checksAfter } from './check-history.js'
 import { detailLines } from './detail.js'
-import { segmentsWidth } from './layout.js'
-import { eventItems, eventsOf, INSTANCE_SORT_KEYS, nodeRows, serviceRows, sortInstances, visibleEvents } from './views.js'
+import { cellText, segmentsWidth } from './layout.js'
+import { compareText } from './grid.js'
+import { compareRecords } from '../../core/store.js'
+import type { HealthStatus, InstanceRecord } from '../../core/model.js'
+import { eventItems, eventsOf, indexOfInstance, instanceKey, INSTANCE_SORT_KEYS, InstanceSorter, nodeRows, serviceRows, sortInstances, visibleEvents } from './views.js'
 
 const records = [
   instanceRecord({ service: 'api', id: 'node-b:api-1:80', node: 'node-b', status: 'critical', registeredAt: '2024-05-01T12:00:03.000Z' }),
@@ -41,6 +44,82 @@ describe('sortInstances', () => {
 
   it('Given every sort key, Then each sorts without losing a row', () => {
     for (const column of INSTANCE_SORT_KEYS) expect(sortInstances(records, { column, descending: false })).toHaveLength(records.length)
+  })
+})
+
+describe('InstanceSorter: a live view re-sorting as the store changes', () => {
+  // The order spelled out: compareText on the cell (address: then the port), health by
+  // severity, age youngest first, ties in the store's order.
+  const SEVERITY: Record<HealthStatus, number> = { critical: 0, warning: 1, unknown: 2, maintenance: 3, passing: 4 }
+  function reference(list: readonly InstanceRecord[], column: string, descending: boolean): InstanceRecord[] {
+    const compare = (a: InstanceRecord, b: InstanceRecord): number => {
+      switch (column) {
+        case 'health':
+          return SEVERITY[a.health.status] - SEVERITY[b.health.status]
+        case 'age':
+          return Date.parse(b.registeredAt) - Date.parse(a.registeredAt)
+        case 'address':
+          return compareText(a.address, b.address) || a.port - b.port
+        default:
+          return compareText(cellText(a, column as never, 0), cellText(b, column as never, 0))
+      }
+    }
+    return list.map((r, i) => ({ r, i })).sort((a, b) => (descending ? -1 : 1) * compare(a.r, b.r) || a.i - b.i).map((x) => x.r)
+  }
+
+  // A small world of names, addresses and outputs that repeat, with digits and leading zeros.
+  let seed = 7
+  const random = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n)
+  const pick = <T>(values: readonly T[]): T => values[random(values.length)]
+  const STATUSES: HealthStatus[] = ['passing', 'warning', 'critical', 'unknown', 'maintenance']
+  const make = (n: number): InstanceRecord => {
+    const node = pick(['node-a', 'node-b', 'node-10', 'node-9'])
+    return instanceRecord({
+      service: pick(['api', 'db', 'web']),
+      id: `${node}:${pick(['web', 'web-', 'x', 'web-0'])}${n}:${pick([80, 8080, 443])}`,
+      node,
+      address: pick(['10.0.0.2', '10.0.0.10', '127.0.0.1', 'db.internal', 'fd00::1']),
+      port: pick([80, 8080, 443, 32768]),
+      status: pick(STATUSES),
+      health: { output: pick(['HTTP 200', 'HTTP 503', 'timeout after 2s', 'HTTP 200 in 12 ms', 'HTTP 200 in 3 ms']) },
+      registeredAt: `2024-05-01T12:00:${String(random(60)).padStart(2, '0')}.000Z`,
+    })
+  }
+  const storeOrder = (list: InstanceRecord[]): InstanceRecord[] => [...new Map(list.map((r) => [instanceKey(r), r])).values()].sort(compareRecords)
+
+  it.each(INSTANCE_SORT_KEYS.flatMap((column) => [false, true].map((descending) => [column, descending] as const)))(
+    'Given sort by %s (descending %s) and 200 rounds of records added, removed and replaced, Then every round is ordered as a sort from scratch would order it',
+    (column, descending) => {
+      const sorter = new InstanceSorter()
+      let list = storeOrder(Array.from({ length: 60 }, (_, n) => make(n)))
+      for (let round = 0; round < 200; round++) {
+        // Given the store's next list: some records replaced (a new object, maybe new values), some gone, some new
+        const next = list.map((r) => (random(10) === 0 ? { ...make(0), service: r.service, id: r.id, node: r.node } : r)).filter(() => random(20) !== 0)
+        for (let k = random(4); k > 0; k--) next.push(make(1000 + round * 10 + k))
+        list = storeOrder(next)
+        // When it is sorted, Then
+        expect(sorter.sort(list, { column, descending })).toEqual(reference(list, column, descending))
+      }
+    },
+  )
+
+  it('Given the column changes between calls, Then each call sorts by the column it is given', () => {
+    const sorter = new InstanceSorter()
+    const list = storeOrder(Array.from({ length: 40 }, (_, n) => make(n)))
+    for (const column of [...INSTANCE_SORT_KEYS, ...INSTANCE_SORT_KEYS]) expect(sorter.sort(list, { column, descending: false })).toEqual(reference(list, column, false))
+  })
+
+  it('Given the default order (service, ascending), Then the list itself is returned: no copy', () => {
+    expect(new InstanceSorter().sort(records, { column: 'service', descending: false })).toBe(records)
+  })
+})
+
+describe('indexOfInstance', () => {
+  it('Given keys of rows, of no row and of no shape, Then the row index or -1', () => {
+    expect(records.map((r) => indexOfInstance(records, instanceKey(r)))).toEqual([0, 1, 2, 3])
+    expect(indexOfInstance(records, 'api/node-a:api-9:80')).toBe(-1)
+    expect(indexOfInstance(records, 'db/ext-db/x')).toBe(-1)
+    expect(indexOfInstance(records, 'no-slash')).toBe(-1)
   })
 })
 

@@ -1,6 +1,6 @@
 import { formatAge } from '../../core/duration.js'
 import { HEALTH_STATUSES, type HealthStatus, type InstanceRecord, type NodeRecord } from '../../core/model.js'
-import type { AgentState, LogEntry } from '../../core/store.js'
+import { compareRecords, type AgentState, type LogEntry } from '../../core/store.js'
 import { describeAgentEvent } from '../event-text.js'
 import { HEALTH_COLOR } from '../theme.js'
 import type { UiNote } from './actions.js'
@@ -25,7 +25,8 @@ export const VIEW_TITLE: Record<ViewName, string> = { services: 'Services', inst
 
 /** Worst first: the order problems are shown in. */
 const SEVERITY: Record<HealthStatus, number> = { critical: 0, warning: 1, unknown: 2, maintenance: 3, passing: 4 }
-export const emptyCounts = (): HealthCounts => Object.fromEntries(HEALTH_STATUSES.map((s) => [s, 0])) as HealthCounts
+/** A literal, not built from HEALTH_STATUSES: counted into 100,000 times, its fields stay fast properties. */
+export const emptyCounts = (): HealthCounts => ({ passing: 0, warning: 0, critical: 0, unknown: 0, maintenance: 0 })
 export const worstOf = (counts: HealthCounts): HealthStatus => HEALTH_STATUSES.reduce<HealthStatus>((worst, s) => (counts[s] > 0 && SEVERITY[s] < SEVERITY[worst] ? s : worst), 'passing')
 
 /** The instance's identity across views and the check history: `service/id` (full id). */
@@ -44,14 +45,23 @@ export interface ServiceRow {
 /** One row per service (in the instances' order: by name), with counts by health and its nodes. */
 export function serviceRows(instances: readonly InstanceRecord[]): ServiceRow[] {
   const rows = new Map<string, { counts: HealthCounts; nodes: Set<string>; total: number }>()
-  for (const r of instances) {
-    let row = rows.get(r.service)
-    if (!row) rows.set(r.service, (row = { counts: emptyCounts(), nodes: new Set(), total: 0 }))
+  // The store lists a service's instances together, often a node's in a row: one lookup per run.
+  let service: string | undefined
+  let node: string | undefined
+  let row: { counts: HealthCounts; nodes: Set<string>; total: number } | undefined
+  for (let i = 0; i < instances.length; i++) {
+    const r = instances[i]
+    if (r.service !== service || !row) {
+      service = r.service
+      node = undefined
+      row = rows.get(service)
+      if (!row) rows.set(service, (row = { counts: emptyCounts(), nodes: new Set(), total: 0 }))
+    }
+    if (r.node !== node) row.nodes.add((node = r.node))
     row.counts[r.health.status] += 1
-    row.nodes.add(r.node)
     row.total += 1
   }
-  return [...rows].map(([service, row]) => ({ service, total: row.total, counts: row.counts, nodes: [...row.nodes].sort(), worst: worstOf(row.counts) }))
+  return [...rows].map(([name, row]) => ({ service: name, total: row.total, counts: row.counts, nodes: [...row.nodes].sort(), worst: worstOf(row.counts) }))
 }
 
 const BAR_WIDTH = 24
@@ -78,43 +88,141 @@ export const INSTANCE_SORT_KEYS: ColumnKey[] = ['service', 'instance', 'node', '
 
 /** Instances in the order of `sort` (stable; the store's order, service then id, breaks ties). */
 export function sortInstances(records: readonly InstanceRecord[], sort: { column: string; descending: boolean } | undefined): readonly InstanceRecord[] {
-  if (!sort || (sort.column === 'service' && !sort.descending) || !INSTANCE_SORT_KEYS.includes(sort.column as ColumnKey)) return records
-  const column = sort.column as ColumnKey
-  const sign = sort.descending ? -1 : 1
-  // Each row's sort value is computed once, then compared in place (10,000 rows: n, not n log n,
-  // cell texts and sort keys). Texts sort by compareText's key, one per distinct text; instance
-  // names are all distinct, so theirs are not worth remembering.
-  const keys = new Map<string, string>()
-  const keyOf = (text: string): string => {
-    if (column === 'instance') return sortKey(text)
-    let found = keys.get(text)
-    if (found === undefined) keys.set(text, (found = sortKey(text)))
-    return found
-  }
-  return records
-    .map((row, i) => ({ row, i, ...sortValue(row, column, keyOf) }))
-    .sort((a, b) => sign * (compareValues(a.key, b.key) || compareValues(a.text, b.text) || a.port - b.port) || a.i - b.i)
-    .map((x) => x.row)
+  return new InstanceSorter().sort(records, sort)
 }
 
-/** What a row sorts by: health by severity, age youngest first, addresses then their port, texts by compareText. */
-function sortValue(row: InstanceRecord, column: ColumnKey, keyOf: (text: string) => string): { key: number | string; text: string; port: number } {
+/** What a row sorts by: a number (health, age), or a string whose plain order is the column's. */
+type SortValue = string | number
+
+/**
+ * `sortInstances` for a live view, remembering between calls (100,000 rows: a frame re-sorts
+ * when one health changes). It keeps the rows it was last given with each one's sort value and
+ * rank, and the distinct values in order. A call walks the new rows beside the last ones (both
+ * in the store's order): a record seen before keeps its value and rank (records are immutable: a
+ * change is a new object), so a call costs that walk and a counting sort by rank. Values not
+ * seen before are sorted among themselves and merged into the order.
+ */
+export class InstanceSorter {
+  private column: ColumnKey | undefined
+  private last: readonly InstanceRecord[] = []
+  private lastValues: SortValue[] = []
+  private lastRanks = new Int32Array(0)
+  /** The distinct values in use, in order, and each one's place in it (a row's rank). */
+  private order: SortValue[] = []
+  private rank = new Map<SortValue, number>()
+  /** A text's sort value, for the columns whose texts repeat (nodes, check outputs, addresses). */
+  private texts = new Map<string, string>()
+
+  sort(records: readonly InstanceRecord[], sort: { column: string; descending: boolean } | undefined): readonly InstanceRecord[] {
+    if (!sort || (sort.column === 'service' && !sort.descending) || !INSTANCE_SORT_KEYS.includes(sort.column as ColumnKey)) return records
+    const column = sort.column as ColumnKey
+    if (column !== this.column) {
+      this.column = column
+      this.last = []
+      this.order = []
+      this.rank = new Map()
+      this.texts = new Map()
+    }
+    if (this.texts.size > TEXT_CACHE_LIMIT) this.texts.clear()
+    const n = records.length
+    const values = new Array<SortValue>(n)
+    const ranks = new Int32Array(n)
+    let unseen: Set<SortValue> | undefined
+    const last = this.last
+    for (let i = 0, j = 0; i < n; i++) {
+      const record = records[i]
+      // Step over the last rows that are gone (they sort before this one in the store's order).
+      while (j < last.length && last[j] !== record && compareRecords(last[j], record) < 0) j += 1
+      if (j < last.length && last[j] === record) {
+        values[i] = this.lastValues[j]
+        ranks[i] = this.lastRanks[j++]
+        continue
+      }
+      const value = (values[i] = sortValue(record, column, this.texts))
+      const rank = this.rank.get(value)
+      if (rank !== undefined) ranks[i] = rank
+      else (unseen ??= new Set()).add(value)
+    }
+    if (unseen) this.merge(unseen, values, ranks)
+    this.last = records
+    this.lastValues = values
+    this.lastRanks = ranks
+    // Counting sort by rank: stable, so equal values keep the store's order (descending too).
+    const d = this.order.length
+    const starts = new Int32Array(d + 1)
+    const flip = sort.descending ? d - 1 : 0
+    const sign = sort.descending ? -1 : 1
+    for (let i = 0; i < n; i++) starts[flip + sign * ranks[i] + 1] += 1
+    for (let r = 0; r < d; r++) starts[r + 1] += starts[r]
+    const out = new Array<InstanceRecord>(n)
+    for (let i = 0; i < n; i++) out[starts[flip + sign * ranks[i]]++] = records[i]
+    return out
+  }
+
+  /** Merges the unseen values into the order (dropping those no row has any more) and ranks every row anew. */
+  private merge(unseen: Set<SortValue>, values: readonly SortValue[], ranks: Int32Array): void {
+    let kept = this.order
+    if (kept.length > 0) {
+      const inUse = new Uint8Array(kept.length)
+      for (let i = 0; i < values.length; i++) if (!unseen.has(values[i])) inUse[ranks[i]] = 1
+      kept = kept.filter((_, r) => inUse[r] === 1)
+    }
+    const added = [...unseen]
+    // Sorted natively: strings by code unit (as `<` compares them), numbers as numbers.
+    const fresh: SortValue[] = typeof added[0] === 'number' ? Array.from(Float64Array.from(added as number[]).sort()) : (added as string[]).sort()
+    const order: SortValue[] = new Array(kept.length + fresh.length)
+    for (let o = 0, a = 0, b = 0; o < order.length; o++) order[o] = b >= fresh.length || (a < kept.length && kept[a] < fresh[b]) ? kept[a++] : fresh[b++]
+    this.order = order
+    this.rank = new Map()
+    for (let r = 0; r < order.length; r++) this.rank.set(order[r], r)
+    for (let i = 0; i < values.length; i++) ranks[i] = this.rank.get(values[i])!
+  }
+}
+
+/** Texts whose sort values a sorter remembers at most (check outputs change with every check). */
+const TEXT_CACHE_LIMIT = 10_000
+
+/**
+ * What a row sorts by, as a value whose plain order (`<`) is the column's: health by severity,
+ * age youngest first, texts by compareText (equal keys: the text decides), addresses then their port.
+ */
+function sortValue(row: InstanceRecord, column: ColumnKey, texts: Map<string, string>): SortValue {
   switch (column) {
     case 'health':
-      return { key: SEVERITY[row.health.status], text: '', port: 0 }
-    case 'age':
-      return { key: -Date.parse(row.registeredAt), text: '', port: 0 }
-    case 'address':
-      return { key: keyOf(row.address), text: row.address, port: row.port }
-    default: {
-      const text = cellText(row, column, 0)
-      return { key: keyOf(text), text, port: 0 }
+      return SEVERITY[row.health.status]
+    case 'age': {
+      const at = -Date.parse(row.registeredAt)
+      return Number.isNaN(at) ? Number.POSITIVE_INFINITY : at
     }
+    case 'address':
+      return [textValue(row.address, texts), String(row.port).padStart(5, '0')].join('\u0000')
+    case 'instance':
+      // All distinct: not worth remembering.
+      return textValue(cellText(row, column, 0))
+    default:
+      return textValue(cellText(row, column, 0), texts)
   }
 }
 
-function compareValues<T extends number | string>(a: T, b: T): number {
-  return a < b ? -1 : a > b ? 1 : 0
+/** A text's key, a NUL and the text; a text without digits is its own key, and its value is the text alone (no other text has that key). */
+function textValue(text: string, texts?: Map<string, string>): string {
+  let value = texts?.get(text)
+  if (value === undefined) {
+    const key = sortKey(text)
+    value = key === text ? text : [key, text].join('\u0000')
+    texts?.set(text, value)
+  }
+  return value
+}
+
+/** Where the instance with this key (`instanceKey`: service/id) is in the list, or -1: no string built per row. */
+export function indexOfInstance(records: readonly InstanceRecord[], key: string): number {
+  const slash = key.indexOf('/')
+  if (slash < 0) return -1
+  const service = key.slice(0, slash)
+  const id = key.slice(slash + 1)
+  for (let i = 0; i < records.length; i++) if (records[i].id === id && records[i].service === service) return i
+  return -1
 }
 
 // ---- Nodes ------------------------------------------------------------------------------
@@ -145,8 +253,10 @@ export function nodeRows(instances: readonly InstanceRecord[], state: Pick<TuiSt
   row(state.node).startedAt = state.startedAt
   if (state.leader) row(state.leader.node)
   for (const record of state.nodes ?? []) Object.assign(row(record.node), { version: record.version, startedAt: record.startedAt, ttl: record.ttl })
-  for (const r of instances) {
-    const n = row(r.node)
+  let last: NodeRow | undefined
+  for (let i = 0; i < instances.length; i++) {
+    const r = instances[i]
+    const n = last?.node === r.node ? last : (last = row(r.node))
     n.counts[r.health.status] += 1
     n.total += 1
   }
