@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
-const SUITES = ['registration', 'sigkill-expiry', 'failover', 'probe-capacity', 'memory', 'cold-start', 'list', 'dns', 'http-api', 'resync-reads', 'scaling', 'list-100k', 'registry-100k']
+const SUITES = ['registration', 'sigkill-expiry', 'failover', 'probe-capacity', 'memory', 'cold-start', 'list', 'dns', 'http-api', 'resync-reads', 'scaling', 'tui', 'list-100k', 'registry-100k']
 
 const args = process.argv.slice(2)
 const updateReadme = args.includes('--update-readme')

@@ -47,6 +47,8 @@ const MAX: Record<ColumnKey, number> = { service: 28, instance: 44, node: 20, ad
 /** Columns that give way when the terminal is narrow (ties: first listed first), and those dropped when even that is not enough. */
 const SHRINK_ORDER: ColumnKey[] = ['output', 'instance', 'service', 'node', 'address']
 const DROP_ORDER: ColumnKey[] = ['node', 'output', 'age']
+/** Check outputs are measured up to this many columns (wider than any terminal the table fits). */
+const OUTPUT_MEASURE_CAP = 1_000
 /** From this width on the table has a NODE column, when some instance runs on another node. */
 export const NODE_COLUMN_WIDTH = 110
 
@@ -60,7 +62,10 @@ export function tableColumns(width: number, records: InstanceRecord[] = [], loca
   // The node column only says something when some row runs elsewhere (the header names this node).
   const nodeColumn = width >= NODE_COLUMN_WIDTH && (localNode === undefined || records.some((r) => r.node !== localNode))
   let keys: ColumnKey[] = ['service', 'instance', ...(nodeColumn ? (['node'] as const) : []), 'address', 'health', 'output', 'age']
-  const content = contentWidths(records, { service: MAX.service, instance: MAX.instance, node: MAX.node, address: MAX.address, output: width })
+  // Measured up to caps that do not depend on the width: the detail pane narrowing the table
+  // does not measure again (the output's width is cut to the table's below).
+  const measured = contentWidths(records, { service: MAX.service, instance: MAX.instance, node: MAX.node, address: MAX.address, output: OUTPUT_MEASURE_CAP })
+  const content = { ...measured, output: Math.min(width, measured.output) }
   const natural = (key: ColumnKey): number => {
     if (key === 'health' || key === 'age') return HARD_MIN[key]
     return Math.min(MAX[key], Math.max(HARD_MIN[key], TITLE[key].length, content[key]))
@@ -118,7 +123,7 @@ function contentWidths(records: readonly InstanceRecord[], caps: Record<SizedKey
   }
   const histogram = Object.fromEntries(SIZED.map((key) => [key, new Int32Array(caps[key] + 1)])) as Record<SizedKey, Int32Array>
   for (const r of records) count(histogram, widthsOf(r, caps), 1)
-  // One per table width (the detail pane beside the list narrows it), the two latest.
+  // The two latest caps' (the caps are constants: one, in practice).
   lastWidths.delete(capsKey)
   lastWidths.set(capsKey, { records, histogram })
   if (lastWidths.size > 2) lastWidths.delete(lastWidths.keys().next().value!)
