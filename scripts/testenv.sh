@@ -379,12 +379,14 @@ cmd_up() {
 
 # Containers an earlier test run left behind (a run killed mid-way never reaches its cleanup).
 # They would keep running their health checks and their events would reach this run's agents,
-# which watch whole engines. Only containers carrying the tests' own labels are removed.
+# which watch whole engines. Only containers carrying the tests' own labels are removed, and
+# only `npm test` runs this, before its first suite: like the suites that stop etcd members, it
+# takes the engines as this run's alone.
 cmd_clean() {
   local host ids label
   for host in unix:///var/run/docker.sock "unix://$DOCKER2_SOCK" "unix://$PODMAN_SOCK"; do
     [ -S "${host#unix://}" ] || continue
-    for label in discovery-test-agent fault-test; do
+    for label in discovery-test discovery-test-agent discovery-test-registrator fault-test; do
       ids=$(docker -H "$host" ps -aq --filter "label=$label" 2>/dev/null || true)
       # shellcheck disable=SC2086
       [ -z "$ids" ] || { docker -H "$host" rm -f $ids >/dev/null 2>&1 || true; log "removed $(echo "$ids" | wc -w) container(s) labelled $label left on $host by an earlier run"; }

@@ -106,6 +106,16 @@ function fakeDocker(health: () => string | Error) {
   return { docker, stream, inspects }
 }
 
+/** A started DockerSource over `fakeDocker(health)`, with the raw actions it passed on. */
+async function startedSource(health: () => string | Error) {
+  const { docker, stream, inspects } = fakeDocker(health)
+  const source = new DockerSource(docker)
+  const seen: string[] = []
+  source.on('event', (e) => seen.push(e.rawAction))
+  await source.start()
+  return { source, stream, inspects, seen }
+}
+
 describe('DockerSource: health events, one per change', () => {
   afterEach(() => {
     vi.useRealTimers()
@@ -114,11 +124,7 @@ describe('DockerSource: health events, one per change', () => {
   it('Given Podman’s one-event-per-check-run stream with stale values, When the checks run, Then the agent gets one event per real change, with the value inspected after the check settled', async () => {
     vi.useFakeTimers()
     let real = 'healthy'
-    const { docker, stream, inspects } = fakeDocker(() => real)
-    const source = new DockerSource(docker)
-    const seen: string[] = []
-    source.on('event', (e) => seen.push(e.rawAction))
-    await source.start()
+    const { source, stream, inspects, seen } = await startedSource(() => real)
     const healthLines = podmanEvents.filter((e) => e.Action === 'health_status')
     const send = async (raw: unknown) => {
       stream.write(JSON.stringify(raw) + '\n')
@@ -144,11 +150,7 @@ describe('DockerSource: health events, one per change', () => {
 
   it('Given several Podman health events within the settle time, When they arrive together, Then one inspection covers them', async () => {
     vi.useFakeTimers()
-    const { docker, stream, inspects } = fakeDocker(() => 'healthy')
-    const source = new DockerSource(docker)
-    const seen: string[] = []
-    source.on('event', (e) => seen.push(e.rawAction))
-    await source.start()
+    const { source, stream, inspects, seen } = await startedSource(() => 'healthy')
     const line = podmanEvents.find((e) => e.Action === 'health_status')
     for (let i = 0; i < 5; i++) stream.write(JSON.stringify(line) + '\n')
     await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
@@ -159,11 +161,7 @@ describe('DockerSource: health events, one per change', () => {
 
   it('Given a container restarts, When Podman reports the same status as before the restart, Then it is news again (the restart reset it)', async () => {
     vi.useFakeTimers()
-    const { docker, stream } = fakeDocker(() => 'healthy')
-    const source = new DockerSource(docker)
-    const seen: string[] = []
-    source.on('event', (e) => seen.push(e.rawAction))
-    await source.start()
+    const { source, stream, seen } = await startedSource(() => 'healthy')
     const health = podmanEvents.find((e) => e.Action === 'health_status')
     const start = podmanEvents.find((e) => e.Action === 'start')
     for (const raw of [health, start, health]) {
@@ -174,27 +172,30 @@ describe('DockerSource: health events, one per change', () => {
     source.stop()
   })
 
-  it('Given the container is gone when the settle inspection runs, When inspect fails, Then the event is passed on as it came (the agent finds out)', async () => {
+  it('Given the container is gone when the settle inspection runs, When inspect answers 404, Then nothing is passed on (its die/destroy event or the next resync tells the agent)', async () => {
     vi.useFakeTimers()
-    const { docker, stream } = fakeDocker(() => Object.assign(new Error('no such container'), { statusCode: 404 }))
-    const source = new DockerSource(docker)
-    const seen: string[] = []
-    source.on('event', (e) => seen.push(e.rawAction))
-    await source.start()
+    const { source, stream, seen } = await startedSource(() => Object.assign(new Error('no such container'), { statusCode: 404 }))
     stream.write(JSON.stringify(podmanEvents.find((e) => e.Action === 'health_status')) + '\n')
     await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
-    expect(seen).toEqual(['health_status: starting'])
+    expect(seen).toEqual([])
+    source.stop()
+  })
+
+  it('Given a Podman health event, When the container is destroyed before the settle inspection, Then no inspection is made and no health event follows the destroy', async () => {
+    vi.useFakeTimers()
+    const { source, stream, inspects, seen } = await startedSource(() => 'healthy')
+    stream.write(JSON.stringify(podmanEvents.find((e) => e.Action === 'health_status')) + '\n')
+    stream.write(JSON.stringify(podmanEvents.find((e) => e.Action === 'remove')) + '\n')
+    await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
+    expect(seen).toEqual(['destroy'])
+    expect(inspects).toEqual([])
     source.stop()
   })
 
   it('Given a busy Podman whose inspections keep failing, When it reports the same status on every check run, Then the agent gets it once, and again only when the reported status changes', async () => {
     // Given
     vi.useFakeTimers()
-    const { docker, stream, inspects } = fakeDocker(() => new Error('(HTTP code 500) server error - container state improper'))
-    const source = new DockerSource(docker)
-    const seen: string[] = []
-    source.on('event', (e) => seen.push(e.rawAction))
-    await source.start()
+    const { source, stream, inspects, seen } = await startedSource(() => new Error('(HTTP code 500) server error - container state improper'))
     const starting = podmanEvents.find((e) => e.Action === 'health_status')
     const healthy = { ...starting, HealthStatus: 'healthy' }
     // When: a check run a second, each settle's inspection failing
@@ -209,11 +210,7 @@ describe('DockerSource: health events, one per change', () => {
   })
 
   it('Given Docker’s health events (one per change), When the same status repeats across a reconnect-free stream, Then the duplicate is dropped and no inspection is made', async () => {
-    const { docker, stream, inspects } = fakeDocker(() => 'healthy')
-    const source = new DockerSource(docker)
-    const seen: string[] = []
-    source.on('event', (e) => seen.push(e.rawAction))
-    await source.start()
+    const { source, stream, inspects, seen } = await startedSource(() => 'healthy')
     const unhealthy = { ...dockerHealth, Action: 'health_status: unhealthy', status: 'health_status: unhealthy' }
     for (const raw of [dockerHealth, dockerHealth, unhealthy, dockerHealth]) stream.write(JSON.stringify(raw) + '\n')
     await new Promise((resolve) => setImmediate(resolve))

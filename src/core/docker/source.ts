@@ -274,7 +274,12 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     }
     if (event.action !== 'health_status') {
       // A new run (or its end) starts health over: the next status is news whatever it is.
-      if (['start', 'restart', 'die', 'destroy'].includes(event.action)) this.lastHealth.delete(id)
+      if (['start', 'restart', 'die', 'destroy'].includes(event.action)) {
+        this.lastHealth.delete(id)
+        // A look at the health of a run that ended is not wanted either.
+        clearTimeout(this.settleTimers.get(id))
+        this.settleTimers.delete(id)
+      }
       this.emit('event', event)
       return
     }
@@ -309,12 +314,12 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
           this.lastHealth.set(id, status)
           this.emit('event', { ...event, rawAction: `health_status: ${status}`, attributes: { ...event.attributes, health_status: status } })
         })
-        .catch(() => {
-          // Gone (404) or engine trouble (a busy Podman can fail inspections for a while): the
-          // event's own status stands in, repeats dropped as Docker's are. Otherwise every check
-          // run would reach the agent while inspections fail; a gone container's die/destroy
-          // event or the next resync tells the agent the rest.
-          if (!this.stopped) this.passHealth(id, event)
+        .catch((error: unknown) => {
+          // Gone (404): its die/destroy event or the next resync tells the agent. Engine trouble
+          // (a busy Podman can fail inspections for a while): the event's own status stands in,
+          // repeats dropped as Docker's are, or every check run would reach the agent.
+          if (this.stopped || (error as { statusCode?: number }).statusCode === 404) return
+          this.passHealth(id, event)
         })
     }, PODMAN_HEALTH_SETTLE_MS)
     timer.unref?.()

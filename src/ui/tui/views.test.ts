@@ -78,10 +78,11 @@ describe('InstanceSorter: a live view re-sorting as the store changes', () => {
       service: pick(['api', 'db', 'web']),
       id: `${node}:${pick(['web', 'web-', 'x', 'web-0'])}${n}:${pick([80, 8080, 443])}`,
       node,
-      address: pick(['10.0.0.2', '10.0.0.10', '127.0.0.1', 'db.internal', 'fd00::1']),
+      address: pick(['10.0.0.2', '10.0.0.10', '127.0.0.1', 'db.internal', 'fd00::1', 'h', 'h\u0000']),
       port: pick([80, 8080, 443, 32768]),
       status: pick(STATUSES),
-      health: { output: pick(['HTTP 200', 'HTTP 503', 'timeout after 2s', 'HTTP 200 in 12 ms', 'HTTP 200 in 3 ms']) },
+      // (a check's output may hold a NUL: it must sort as compareText says)
+      health: { output: pick(['HTTP 200', 'HTTP 503', 'timeout after 2s', 'HTTP 200 in 12 ms', 'HTTP 200 in 3 ms', 'exit 1: x9', 'exit 1: x9\u0000', 'exit 1: x9\u0000\u0001', '9', '9\u0000', '']) },
       registeredAt: `2024-05-01T12:00:${String(random(60)).padStart(2, '0')}.000Z`,
     })
   }

@@ -114,14 +114,15 @@ export class InstanceSorter {
   private texts = new Map<string, string>()
 
   sort(records: readonly InstanceRecord[], sort: { column: string; descending: boolean } | undefined): readonly InstanceRecord[] {
-    if (!sort || (sort.column === 'service' && !sort.descending) || !INSTANCE_SORT_KEYS.includes(sort.column as ColumnKey)) return records
+    if (!sort || (sort.column === 'service' && !sort.descending) || !INSTANCE_SORT_KEYS.includes(sort.column as ColumnKey)) {
+      // The store's order needs nothing: what was kept for another column is let go.
+      if (this.column !== undefined) this.forget()
+      return records
+    }
     const column = sort.column as ColumnKey
     if (column !== this.column) {
+      this.forget()
       this.column = column
-      this.last = []
-      this.order = []
-      this.rank = new Map()
-      this.texts = new Map()
     }
     if (this.texts.size > TEXT_CACHE_LIMIT) this.texts.clear()
     const n = records.length
@@ -157,6 +158,16 @@ export class InstanceSorter {
     const out = new Array<InstanceRecord>(n)
     for (let i = 0; i < n; i++) out[starts[flip + sign * ranks[i]]++] = records[i]
     return out
+  }
+
+  private forget(): void {
+    this.column = undefined
+    this.last = []
+    this.lastValues = []
+    this.lastRanks = new Int32Array(0)
+    this.order = []
+    this.rank = new Map()
+    this.texts = new Map()
   }
 
   /** Merges the unseen values into the order (dropping those no row has any more) and ranks every row anew. */
@@ -195,7 +206,7 @@ function sortValue(row: InstanceRecord, column: ColumnKey, texts: Map<string, st
       return Number.isNaN(at) ? Number.POSITIVE_INFINITY : at
     }
     case 'address':
-      return [textValue(row.address, texts), String(row.port).padStart(5, '0')].join('\u0000')
+      return `${textValue(row.address, texts)}${SEPARATOR}${String(row.port).padStart(5, '0')}`
     case 'instance':
       // All distinct: not worth remembering.
       return textValue(cellText(row, column, 0))
@@ -204,16 +215,24 @@ function sortValue(row: InstanceRecord, column: ColumnKey, texts: Map<string, st
   }
 }
 
-/** A text's key, a NUL and the text; a text without digits is its own key, and its value is the text alone (no other text has that key). */
+/**
+ * A text's key, a separator and the text; a text without digits is its own key, and its value is
+ * the text alone (no other text has that key: a key holds a '0' for each run of digits). Plain
+ * string order then follows (key, text) as long as neither part can hold the separator: a NUL in
+ * either (a check's output may hold one) is written NUL \u0001, which sorts where the NUL did,
+ * after the separator (two NULs) and before any other character.
+ */
 function textValue(text: string, texts?: Map<string, string>): string {
   let value = texts?.get(text)
   if (value === undefined) {
     const key = sortKey(text)
-    value = key === text ? text : [key, text].join('\u0000')
+    value = key === text ? escapeNul(text) : [escapeNul(key), escapeNul(text)].join(SEPARATOR)
     texts?.set(text, value)
   }
   return value
 }
+const SEPARATOR = '\u0000\u0000'
+const escapeNul = (text: string): string => (text.includes('\u0000') ? text.replaceAll('\u0000', '\u0000\u0001') : text)
 
 /** Where the instance with this key (`instanceKey`: service/id) is in the list, or -1: no string built per row. */
 export function indexOfInstance(records: readonly InstanceRecord[], key: string): number {
