@@ -183,10 +183,12 @@ const exactRelativePlugin = {
   },
 }
 
-// Two cuts in what the CLI never runs. @oclif/core checks its own package.json's engines at
+// Three cuts in what the CLI never runs. @oclif/core checks its own package.json's engines at
 // load (pulling in semver); bundled, that file isn't there, and bin/run.cjs's package already
-// requires Node >= 20. grpc-js loads proto-loader (and the full protobufjs with its .proto
-// parser) only to serve channelz/ORCA admin services, which a client never registers.
+// requires Node >= 20. Its performance marks (OCLIF_PERFORMANCE / DEBUG only) load Node's
+// perf_hooks at start (~2 ms): now on their first use. grpc-js loads proto-loader (and the full
+// protobufjs with its .proto parser) only to serve channelz/ORCA admin services, which a client
+// never registers.
 const trimPlugin = {
   name: 'trim',
   setup(b) {
@@ -194,6 +196,13 @@ const trimPlugin = {
       const source = readFileSync(args.path, 'utf8')
       if (!source.includes('\ncheckNodeVersion();\n')) throw new Error('@oclif/core/lib/index.js changed: update the trim plugin in scripts/bundle.js')
       return { contents: source.replace('\ncheckNodeVersion();\n', '\n'), loader: 'js', resolveDir: path.dirname(args.path) }
+    })
+    b.onLoad({ filter: /[\\/]@oclif[\\/]core[\\/]lib[\\/]performance\.js$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8')
+      const eager = 'const node_perf_hooks_1 = require("node:perf_hooks");'
+      if (!source.includes(eager)) throw new Error('@oclif/core/lib/performance.js changed: update the trim plugin in scripts/bundle.js')
+      const lazy = 'const node_perf_hooks_1 = { get performance() { return require("node:perf_hooks").performance }, get PerformanceObserver() { return require("node:perf_hooks").PerformanceObserver } };'
+      return { contents: source.replace(eager, lazy), loader: 'js', resolveDir: path.dirname(args.path) }
     })
     b.onResolve({ filter: /^@grpc\/proto-loader$/ }, (args) => (/[\\/]@grpc[\\/]grpc-js[\\/]/.test(args.importer) ? { path: 'proto-loader', namespace: 'trimmed' } : undefined))
     b.onLoad({ filter: /.*/, namespace: 'trimmed' }, () => ({
