@@ -383,14 +383,13 @@ cmd_up() {
 # only `npm test` runs this, before its first suite: like the suites that stop etcd members, it
 # takes the engines as this run's alone.
 cmd_clean() {
-  local host ids label
+  local host ids
   for host in unix:///var/run/docker.sock "unix://$DOCKER2_SOCK" "unix://$PODMAN_SOCK"; do
     [ -S "${host#unix://}" ] || continue
-    for label in discovery-test discovery-test-agent discovery-test-registrator fault-test; do
-      ids=$(docker -H "$host" ps -aq --filter "label=$label" 2>/dev/null || true)
-      # shellcheck disable=SC2086
-      [ -z "$ids" ] || { docker -H "$host" rm -f $ids >/dev/null 2>&1 || true; log "removed $(echo "$ids" | wc -w) container(s) labelled $label left on $host by an earlier run"; }
-    done
+    # Every label key the tests use starts with discovery-test (discovery-test-agent, -dns, -tui, …) or is fault-test.
+    ids=$(docker -H "$host" ps -a --format '{{.ID}} {{.Labels}}' 2>/dev/null | grep -E '^[0-9a-f]+ (.*,)?(discovery-test[^=,]*|fault-test)=' | cut -d' ' -f1 || true)
+    # shellcheck disable=SC2086
+    [ -z "$ids" ] || { docker -H "$host" rm -f $ids >/dev/null 2>&1 || true; log "removed $(echo "$ids" | wc -w) container(s) an earlier test run left on $host"; }
   done
 }
 

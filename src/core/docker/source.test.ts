@@ -192,6 +192,47 @@ describe('DockerSource: health events, one per change', () => {
     source.stop()
   })
 
+  it.each([
+    ['destroyed', ['die', 'remove'], ['die', 'destroy']],
+    ['stopped and started again', ['die', 'start'], ['die', 'start', 'health_status: unhealthy']],
+  ])('Given a settle inspection on its way, When the container is %s before it answers, Then the old answer is dropped (and the new run’s status is still news)', async (_, actions, expected) => {
+    // Given inspections held until released: the old run's answers healthy, a new run's unhealthy
+    vi.useFakeTimers()
+    let release: (() => void) | undefined
+    const answers = ['healthy', 'unhealthy']
+    const docker = {
+      getEvents: async () => stream,
+      getContainer: (id: string) => ({
+        inspect: () => {
+          const status = answers.shift()
+          return new Promise((resolve) => (release = () => resolve({ Id: id, State: { Running: true, Health: { Status: status } } })))
+        },
+      }),
+    } as unknown as Docker
+    const stream = new PassThrough()
+    const source = new DockerSource(docker)
+    const seen: string[] = []
+    source.on('event', (e) => seen.push(e.rawAction))
+    await source.start()
+    const health = podmanEvents.find((e) => e.Action === 'health_status')
+    stream.write(JSON.stringify(health) + '\n')
+    await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
+    // When the run ends (and maybe another starts) before the answer
+    for (const action of actions) stream.write(JSON.stringify(podmanEvents.find((e) => e.Action === action)) + '\n')
+    await vi.advanceTimersByTimeAsync(10)
+    release?.()
+    await vi.advanceTimersByTimeAsync(10)
+    // Then nothing of the old run follows; a new run's first check is still reported
+    if (actions.includes('start')) {
+      stream.write(JSON.stringify(health) + '\n')
+      await vi.advanceTimersByTimeAsync(PODMAN_HEALTH_SETTLE_MS + 10)
+      release?.()
+      await vi.advanceTimersByTimeAsync(10)
+    }
+    expect(seen).toEqual(expected)
+    source.stop()
+  })
+
   it('Given a busy Podman whose inspections keep failing, When it reports the same status on every check run, Then the agent gets it once, and again only when the reported status changes', async () => {
     // Given
     vi.useFakeTimers()

@@ -66,6 +66,8 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
   /** Last health reported per container, so Podman's one-event-per-check-run becomes one event per change. */
   private readonly lastHealth = new Map<string, string>()
   private readonly settleTimers = new Map<string, NodeJS.Timeout>()
+  /** The settle inspection in flight per container: an answer counts only while it is still this one. */
+  private readonly settling = new Map<string, object>()
   /** The engine rejected status=restarting (Podman): list without it. */
   private noRestartingState = false
   /** With --filter: whether Docker said a container matches, until an event that may change it. */
@@ -98,6 +100,7 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     clearTimeout(this.retryTimer)
     for (const timer of this.settleTimers.values()) clearTimeout(timer)
     this.settleTimers.clear()
+    this.settling.clear()
     for (const timer of this.networkSettleTimers.values()) clearTimeout(timer)
     this.networkSettleTimers.clear()
     this.stream?.destroy?.()
@@ -276,9 +279,10 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
       // A new run (or its end) starts health over: the next status is news whatever it is.
       if (['start', 'restart', 'die', 'destroy'].includes(event.action)) {
         this.lastHealth.delete(id)
-        // A look at the health of a run that ended is not wanted either.
+        // A look at the health of a run that ended is not wanted either, waiting or on its way.
         clearTimeout(this.settleTimers.get(id))
         this.settleTimers.delete(id)
+        this.settling.delete(id)
       }
       this.emit('event', event)
       return
@@ -304,23 +308,36 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
     if (this.settleTimers.has(id)) return // one look covers every event until it runs
     const timer = setTimeout(() => {
       this.settleTimers.delete(id)
+      // The answer counts only if no later look replaced this one and the run it looked at has
+      // not ended meanwhile (start, restart, die and destroy drop it).
+      const look = {}
+      this.settling.set(id, look)
+      const current = (): boolean => {
+        if (this.stopped || this.settling.get(id) !== look) return false
+        this.settling.delete(id)
+        return true
+      }
+      // (Two handlers, not then + catch: a listener that throws is not the engine failing, and
+      // surfaces as from any emit rather than being passed on as a second event.)
       void this.docker
         .getContainer(id)
         .inspect()
-        .then((raw) => {
-          if (this.stopped) return
-          const status = (raw as unknown as { State?: { Health?: { Status?: unknown } } }).State?.Health?.Status
-          if (typeof status !== 'string' || !status || this.lastHealth.get(id) === status) return
-          this.lastHealth.set(id, status)
-          this.emit('event', { ...event, rawAction: `health_status: ${status}`, attributes: { ...event.attributes, health_status: status } })
-        })
-        .catch((error: unknown) => {
-          // Gone (404): its die/destroy event or the next resync tells the agent. Engine trouble
-          // (a busy Podman can fail inspections for a while): the event's own status stands in,
-          // repeats dropped as Docker's are, or every check run would reach the agent.
-          if (this.stopped || (error as { statusCode?: number }).statusCode === 404) return
-          this.passHealth(id, event)
-        })
+        .then(
+          (raw) => {
+            if (!current()) return
+            const status = (raw as unknown as { State?: { Health?: { Status?: unknown } } }).State?.Health?.Status
+            if (typeof status !== 'string' || !status || this.lastHealth.get(id) === status) return
+            this.lastHealth.set(id, status)
+            this.emit('event', { ...event, rawAction: `health_status: ${status}`, attributes: { ...event.attributes, health_status: status } })
+          },
+          (error: unknown) => {
+            // Gone (404): its die/destroy event or the next resync tells the agent. Engine trouble
+            // (a busy Podman can fail inspections for a while): the event's own status stands in,
+            // repeats dropped as Docker's are, or every check run would reach the agent.
+            if (!current() || (error as { statusCode?: number }).statusCode === 404) return
+            this.passHealth(id, event)
+          },
+        )
     }, PODMAN_HEALTH_SETTLE_MS)
     timer.unref?.()
     this.settleTimers.set(id, timer)
