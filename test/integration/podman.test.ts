@@ -91,10 +91,21 @@ describe('watch against Podman', () => {
     await container.start()
     await waitForStatus('cycle', 'passing', 10_000)
     expect((await record('cycle'))?.port).toBe(await pool.hostPort(pool.name('cycle')))
-    // And the agent was handed Podman's events in Docker's words (Podman's filter knows `die` as `died`)
-    const counts = await dockerEvents()
-    expect(counts.start, JSON.stringify(counts)).toBeGreaterThanOrEqual(2)
-    expect(counts.die, JSON.stringify(counts)).toBeGreaterThanOrEqual(1)
+    // And the agent was handed Podman's events in Docker's words (Podman's filter knows `die` as
+    // `died`). Waited for: the record may come back before the second `start` arrives, since any
+    // event of the container (a late `stop`) has the agent look at it, and Podman's event stream
+    // can lag behind the container.
+    let counts: Record<string, number> = {}
+    await waitFor(
+      async () => {
+        counts = await dockerEvents()
+        return (counts.start ?? 0) >= 2 && (counts.die ?? 0) >= 1
+      },
+      10_000,
+      'two start events and a die event',
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; counted: ${JSON.stringify(counts)}`)
+    })
   })
 
   it('Given a container with a HEALTHCHECK, When it turns healthy, unhealthy and healthy again, Then the instance follows: passing, critical, passing', async () => {
