@@ -26,3 +26,14 @@ export function backoffMs(attempt: number, base = 250, max = 10_000): number {
   const ceiling = Math.min(max, base * 2 ** attempt)
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2))
 }
+
+/** A promise that resolves when `signal` aborts (never rejects), and the removal of its listener. */
+export function whenAborted(signal: AbortSignal): { promise: Promise<void>; dispose: () => void } {
+  let onAbort = (): void => undefined
+  const promise = new Promise<void>((resolve) => {
+    onAbort = () => resolve()
+    if (signal.aborted) resolve()
+    else signal.addEventListener('abort', onAbort, { once: true })
+  })
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) }
+}

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { fastInstanceRecord, fastNodeRecord } from './instance-fast-path.js'
-import { CHECK_KINDS, HEALTH_STATUSES, type InstanceRecord, type NodeRecord } from './model.js'
+import { CHECK_KINDS, HEALTH_STATUSES, type InstanceRecord, type NodeRecord, type ParseResult } from './model.js'
 import { parseInstanceRecord, parseNodeRecord } from './schema.js'
 
 const at = '2026-01-02T03:04:05.678Z'
@@ -15,6 +15,20 @@ const full: InstanceRecord = {
   container: { id: 'abc', name: 'web', image: 'nginx:1', port: 80, protocol: 'udp' },
   check: { kind: 'http', target: 'http://x/', interval: 1000, timeout: 500, failuresBeforeCritical: 3, successesBeforePassing: 1, initialDelay: 0, expectStatus: '200', expectBody: 'ok', container: 'web' },
   health: { status: 'critical', output: 'down', updatedAt: at, since: at },
+}
+
+/** What the fast path accepts among `raws`, and where the schema rejects it or reads it otherwise. */
+function compare<T>(raws: string[], fast: (raw: string) => T | undefined, schema: (raw: string) => ParseResult<T>): { disagreements: string[]; accepted: number } {
+  const disagreements: string[] = []
+  let accepted = 0
+  for (const raw of raws) {
+    const value = fast(raw)
+    if (!value) continue
+    accepted++
+    const slow = schema(raw)
+    if (!slow.ok || !isDeepStrictEqual(slow.value, value)) disagreements.push(raw)
+  }
+  return { disagreements, accepted }
 }
 
 const WEIRD: unknown[] = [undefined, null, 0, -1, 1.5, 65_535, 65_536, 2 ** 60, '', 'x', 'Web', 'a/b', '..', true, [], {}, ['a'], [1], { a: 'b' }, { a: 1 }, 'tcp', 'sctp', 'http', 'passing', 'docker', 1]
@@ -51,16 +65,11 @@ describe('fastInstanceRecord', () => {
   it.each([['plain', plain], ['full', full]])('Given every one-field change of the %s record, When checked, Then the fast path never accepts what the schema rejects or would change', (_what, base) => {
     const cases = mutations(base)
     expect(cases.length).toBeGreaterThan(500)
-    const disagreements: string[] = []
-    let accepted = 0
-    for (const candidate of cases) {
-      const raw = JSON.stringify(candidate)
-      const fast = fastInstanceRecord(JSON.parse(raw))
-      if (!fast) continue
-      accepted++
-      const slow = parseInstanceRecord(raw)
-      if (!slow.ok || !isDeepStrictEqual(slow.value, fast)) disagreements.push(raw)
-    }
+    const { disagreements, accepted } = compare(
+      cases.map((candidate) => JSON.stringify(candidate)),
+      (raw) => fastInstanceRecord(JSON.parse(raw)),
+      parseInstanceRecord,
+    )
     expect(disagreements).toEqual([])
     // It must also accept the harmless changes, or it would be no fast path at all.
     expect(accepted).toBeGreaterThan(20)
@@ -83,16 +92,11 @@ describe('fastNodeRecord', () => {
 
   it.each([['minimal', node], ['full', fullNode]])('Given every one-field change of the %s node record, When checked, Then the fast path never accepts what the schema rejects or would change', (_what, base) => {
     const cases = [...mutations(base), { ...base, address: 'a'.repeat(256) }, { ...base, instance: 'i'.repeat(65) }, 'not json', '[]']
-    const disagreements: string[] = []
-    let accepted = 0
-    for (const candidate of cases) {
-      const raw = typeof candidate === 'string' ? candidate : JSON.stringify(candidate)
-      const fast = fastNodeRecord(raw)
-      if (!fast) continue
-      accepted++
-      const slow = parseNodeRecord(raw)
-      if (!slow.ok || !isDeepStrictEqual(slow.value, fast)) disagreements.push(raw)
-    }
+    const { disagreements, accepted } = compare(
+      cases.map((candidate) => (typeof candidate === 'string' ? candidate : JSON.stringify(candidate))),
+      fastNodeRecord,
+      parseNodeRecord,
+    )
     expect(disagreements).toEqual([])
     expect(accepted).toBeGreaterThan(10)
   })

@@ -155,6 +155,8 @@ export function fastInstanceAt(prefix: string, key: string, raw: string): Instan
 /**
  * The same for a node record (`nodeRecordSchema`): exactly its shape or undefined, never looser.
  * `status` reads every node record, and loading zod for a few of them cost more than the reads.
+ * Its loop is fastInstanceRecord's, written out again on purpose: one loop over a table of
+ * validators measured ~20% slower than the switch over 100,000 instance records (interleaved runs).
  */
 export function fastNodeRecord(raw: string): NodeRecord | undefined {
   const json = parseOrUndefined(raw)

@@ -326,9 +326,7 @@ export class DockerSource extends EventEmitter<DockerSourceEvents> {
           (raw) => {
             if (!current()) return
             const status = (raw as unknown as { State?: { Health?: { Status?: unknown } } }).State?.Health?.Status
-            if (typeof status !== 'string' || !status || this.lastHealth.get(id) === status) return
-            this.lastHealth.set(id, status)
-            this.emit('event', { ...event, rawAction: `health_status: ${status}`, attributes: { ...event.attributes, health_status: status } })
+            if (typeof status === 'string' && status) this.passHealth(id, { ...event, rawAction: `health_status: ${status}`, attributes: { ...event.attributes, health_status: status } })
           },
           (error: unknown) => {
             // Gone (404): its die/destroy event or the next resync tells the agent. Engine trouble

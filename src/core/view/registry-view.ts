@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { whenAborted } from '../async.js'
 import type { ParseResult, InstanceRecord, MaintenanceRecord, NodeRecord } from '../model.js'
 import { leaderStatePrefix, maintenancePrefix, nodesPrefix, parseMaintenanceKey, servicesPrefix, type MaintenanceTarget } from '../keys.js'
 import { parseMaintenanceRecord } from '../maintenance.js'
@@ -177,7 +178,7 @@ export class RegistryView implements ViewSource {
           await this.widening
           continue
         }
-        const abort = abortOf(signal)
+        const abort = whenAborted(signal)
         try {
           await Promise.race([this.widening, abort.promise])
         } finally {
@@ -242,17 +243,6 @@ export class RegistryView implements ViewSource {
     else if (item.kind === 'maintenance') this.state.deleteMaintenance(item.target)
     else if (item.kind === 'config') this.state.deleteConfig(entry.key)
   }
-}
-
-/** A promise that resolves when `signal` aborts (never rejects), and the removal of its listener. */
-function abortOf(signal: AbortSignal): { promise: Promise<void>; dispose: () => void } {
-  let onAbort = (): void => undefined
-  const promise = new Promise<void>((resolve) => {
-    onAbort = () => resolve()
-    if (signal.aborted) resolve()
-    else signal.addEventListener('abort', onAbort, { once: true })
-  })
-  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) }
 }
 
 /** Keys kept by a view scoped to `nodes`: every key but other nodes' Docker records (`services/<service>/<node>/<id>`). */

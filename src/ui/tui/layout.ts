@@ -1,6 +1,7 @@
 import { formatAge } from '../../core/duration.js'
 import { isHealthy, type InstanceRecord } from '../../core/model.js'
 import { formatAddress } from '../instance-table.js'
+import { walkChanges } from './list-changes.js'
 
 /** Pure view logic for the TUI, unit-testable without a terminal. */
 export interface ViewOptions {
@@ -64,7 +65,7 @@ export function tableColumns(width: number, records: InstanceRecord[] = [], loca
   let keys: ColumnKey[] = ['service', 'instance', ...(nodeColumn ? (['node'] as const) : []), 'address', 'health', 'output', 'age']
   // Measured up to caps that do not depend on the width: the detail pane narrowing the table
   // does not measure again (the output's width is cut to the table's below).
-  const measured = contentWidths(records, { service: MAX.service, instance: MAX.instance, node: MAX.node, address: MAX.address, output: OUTPUT_MEASURE_CAP })
+  const measured = contentWidths(records)
   const content = { ...measured, output: Math.min(width, measured.output) }
   const natural = (key: ColumnKey): number => {
     if (key === 'health' || key === 'age') return HARD_MIN[key]
@@ -97,42 +98,29 @@ export function tableColumns(width: number, records: InstanceRecord[] = [], loca
 type SizedKey = 'service' | 'instance' | 'node' | 'address' | 'output'
 const SIZED: SizedKey[] = ['service', 'instance', 'node', 'address', 'output']
 
+/** How wide each sized column is measured (a column is never wider than its cap). */
+const CAPS: Record<SizedKey, number> = { service: MAX.service, instance: MAX.instance, node: MAX.node, address: MAX.address, output: OUTPUT_MEASURE_CAP }
+
 /**
- * The widest cell of each sized column over `records`, each counted up to `caps` (a column is
- * never wider than its cap). No cell text is built. The last answer is kept as a histogram of
- * widths per column: when the next list has the same length and only a few rows are other
- * objects (the store replaced the records whose health changed), only those are measured
- * again, so a health change among 100,000 rows costs a scan for changed rows, not a measurement.
- * Lists and records are taken as immutable (the store's are): changed in place, they would
- * not be seen as changed.
+ * The widest cell of each sized column over `records`, each counted up to its cap. No cell text
+ * is built. The last answer is kept as a histogram of widths per column, and the next list is
+ * walked beside the last one (walkChanges): only the records that came, went or were replaced
+ * (the store replaces a record whose health changed) are measured, so a health change among
+ * 100,000 rows costs that walk, not a measurement. Lists and records are taken as immutable (the
+ * store's are): changed in place, they would not be seen as changed.
  */
-function contentWidths(records: readonly InstanceRecord[], caps: Record<SizedKey, number>): Record<SizedKey, number> {
-  const capsKey = SIZED.map((key) => caps[key]).join(',')
-  const last = lastWidths.get(capsKey)
-  if (last && last.records.length === records.length) {
-    const changed: number[] = []
-    for (let i = 0; i < records.length && changed.length <= INCREMENTAL_LIMIT; i++) if (records[i] !== last.records[i]) changed.push(i)
-    if (changed.length <= INCREMENTAL_LIMIT) {
-      for (const i of changed) {
-        count(last.histogram, widthsOf(last.records[i], caps), -1)
-        count(last.histogram, widthsOf(records[i], caps), 1)
-      }
-      last.records = records
-      return widest(last.histogram)
-    }
-  }
-  const histogram = Object.fromEntries(SIZED.map((key) => [key, new Int32Array(caps[key] + 1)])) as Record<SizedKey, Int32Array>
-  for (const r of records) count(histogram, widthsOf(r, caps), 1)
-  // The two latest caps' (the caps are constants: one, in practice).
-  lastWidths.delete(capsKey)
-  lastWidths.set(capsKey, { records, histogram })
-  if (lastWidths.size > 2) lastWidths.delete(lastWidths.keys().next().value!)
+function contentWidths(records: readonly InstanceRecord[]): Record<SizedKey, number> {
+  const last = lastWidths.records
+  const histogram = lastWidths.histogram
+  walkChanges(last, records, { gone: (j) => count(histogram, widthsOf(last[j], CAPS), -1), added: (i) => count(histogram, widthsOf(records[i], CAPS), 1) })
+  lastWidths.records = records
   return widest(histogram)
 }
 
-/** Rows that may differ before the widths are measured from scratch. */
-const INCREMENTAL_LIMIT = 1_000
-const lastWidths = new Map<string, { records: readonly InstanceRecord[]; histogram: Record<SizedKey, Int32Array> }>()
+const lastWidths: { records: readonly InstanceRecord[]; histogram: Record<SizedKey, Int32Array> } = {
+  records: [],
+  histogram: Object.fromEntries(SIZED.map((key) => [key, new Int32Array(CAPS[key] + 1)])) as Record<SizedKey, Int32Array>,
+}
 
 function widthsOf(r: InstanceRecord, caps: Record<SizedKey, number>): Record<SizedKey, number> {
   const output = r.health.output

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { instanceRecord } from '../../../test/support/instance-fixtures.js'
 import type { HealthStatus, InstanceRecord } from '../../core/model.js'
 import { compareRecords } from '../../core/store.js'
-import { forEachChange, HealthTallies } from './summary.js'
+import { HealthTallies } from './summary.js'
 
 const STATUSES: HealthStatus[] = ['passing', 'warning', 'critical', 'unknown', 'maintenance']
 let seed = 11
@@ -38,17 +38,5 @@ describe('HealthTallies', () => {
     const list = Array.from({ length: 20 }, (_, n) => make(n)).sort(compareRecords)
     tallies.of(list, 'node-a')
     expect(tallies.of(list, 'node-b')).toEqual(recount(list, 'node-b'))
-  })
-})
-
-describe('forEachChange', () => {
-  it('Given two lists in any order, Then what is gone and what is added balance to the difference (the order only makes it cheap)', () => {
-    const a = Array.from({ length: 30 }, (_, n) => make(n))
-    const b = [...a.slice(5, 25).reverse(), make(100), make(101)]
-    const seen = new Map<InstanceRecord, number>()
-    forEachChange(a, b, (r) => seen.set(r, (seen.get(r) ?? 0) - 1), (r) => seen.set(r, (seen.get(r) ?? 0) + 1))
-    const net = [...seen].filter(([, n]) => n !== 0)
-    expect(net.filter(([, n]) => n < 0).map(([r]) => r)).toEqual([...a.slice(0, 5), ...a.slice(25)].filter((r) => !b.includes(r)))
-    expect(net.filter(([, n]) => n > 0).map(([r]) => r)).toEqual(b.slice(-2))
   })
 })

@@ -1,9 +1,9 @@
 import { HEALTH_STATUSES, type InstanceRecord } from '../../core/model.js'
 import { emptyCounts } from './views.js'
 import { HEALTH_COLOR } from '../theme.js'
-import { compareRecords } from '../../core/store.js'
 import type { HealthCounts } from './grid.js'
 import { segmentsWidth, type Segment } from './layout.js'
+import { walkChanges } from './list-changes.js'
 
 /** Instances by health, and how many run on this node. */
 export interface HealthTally {
@@ -30,17 +30,14 @@ export class HealthTallies {
       this.counts = emptyCounts()
       this.local = 0
     }
-    const counts = { ...this.counts }
-    let local = this.local
     const count = (record: InstanceRecord, by: number): void => {
-      counts[record.health.status] += by
-      if (record.node === node) local += by
+      this.counts[record.health.status] += by
+      if (record.node === node) this.local += by
     }
-    forEachChange(this.last, all, (gone) => count(gone, -1), (added) => count(added, 1))
+    const last = this.last
+    walkChanges(last, all, { gone: (j) => count(last[j], -1), added: (i) => count(all[i], 1) })
     this.last = all
-    this.counts = counts
-    this.local = local
-    return { counts: { ...counts }, total: all.length, local }
+    return { counts: { ...this.counts }, total: all.length, local: this.local }
   }
 }
 
@@ -75,24 +72,4 @@ export function summaryLine({ tally, shown, offset, rows, filter, healthyOnly, w
     if (part.length > 0 && segmentsWidth(line) + segmentsWidth(part) <= width) line.push(...part)
   }
   return line
-}
-
-/**
- * Calls `gone` for each record of `last` not in `next` and `added` for each record of `next` not
- * in `last` (a changed record is a new object: both). Both lists in the store's order (service,
- * then id), walked side by side: the records they share cost an identity check each.
- */
-export function forEachChange(last: readonly InstanceRecord[], next: readonly InstanceRecord[], gone: (record: InstanceRecord) => void, added: (record: InstanceRecord) => void): void {
-  let i = 0
-  let j = 0
-  while (i < next.length || j < last.length) {
-    if (i < next.length && j < last.length && next[i] === last[j]) {
-      i += 1
-      j += 1
-      continue
-    }
-    const order = i >= next.length ? -1 : j >= last.length ? 1 : compareRecords(last[j], next[i])
-    if (order <= 0) gone(last[j++])
-    if (order >= 0) added(next[i++])
-  }
 }

@@ -1,11 +1,12 @@
 import { formatAge } from '../../core/duration.js'
 import { HEALTH_STATUSES, type HealthStatus, type InstanceRecord, type NodeRecord } from '../../core/model.js'
-import { compareRecords, type AgentState, type LogEntry } from '../../core/store.js'
+import type { AgentState, LogEntry } from '../../core/store.js'
 import { describeAgentEvent } from '../event-text.js'
 import { HEALTH_COLOR } from '../theme.js'
 import type { UiNote } from './actions.js'
 import { compareText, healthBar, sortKey, type GridColumn, type HealthCounts } from './grid.js'
 import { cellText, instanceLabel, type ColumnKey } from './layout.js'
+import { walkChanges } from './list-changes.js'
 
 /**
  * What each view shows, derived from the store's snapshot: pure functions, table-tested.
@@ -129,21 +130,18 @@ export class InstanceSorter {
     const values = new Array<SortValue>(n)
     const ranks = new Int32Array(n)
     let unseen: Set<SortValue> | undefined
-    const last = this.last
-    for (let i = 0, j = 0; i < n; i++) {
-      const record = records[i]
-      // Step over the last rows that are gone (they sort before this one in the store's order).
-      while (j < last.length && last[j] !== record && compareRecords(last[j], record) < 0) j += 1
-      if (j < last.length && last[j] === record) {
+    walkChanges(this.last, records, {
+      same: (i, j) => {
         values[i] = this.lastValues[j]
-        ranks[i] = this.lastRanks[j++]
-        continue
-      }
-      const value = (values[i] = sortValue(record, column, this.texts))
-      const rank = this.rank.get(value)
-      if (rank !== undefined) ranks[i] = rank
-      else (unseen ??= new Set()).add(value)
-    }
+        ranks[i] = this.lastRanks[j]
+      },
+      added: (i) => {
+        const value = (values[i] = sortValue(records[i], column, this.texts))
+        const rank = this.rank.get(value)
+        if (rank !== undefined) ranks[i] = rank
+        else (unseen ??= new Set()).add(value)
+      },
+    })
     if (unseen) this.merge(unseen, values, ranks)
     this.last = records
     this.lastValues = values
